@@ -1,0 +1,6 @@
+"""Test-wide settings: headless Qt before anything imports it, and a fixed torch thread count."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PLAYGROUND_SETTINGS_ORG", "GenerativePlaygroundTests")
