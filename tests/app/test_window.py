@@ -67,14 +67,15 @@ def test_slider_change_reaches_running_demo(make_window, qtbot):
     panel.speed.setValue(40)
     assert panel.params["speed"] == pytest.approx(4.0)
     qtbot.waitUntil(lambda: panel.latest.speed == pytest.approx(4.0), timeout=2000)
+    panel.runner.pause()
+    qtbot.wait(50)
     before = panel.latest
-    qtbot.waitUntil(lambda: panel.latest.step > before.step, timeout=2000)
-    # The job now moves t by 4/120 of a sweep per step (folding back at t = 0 and t = 1).
+    panel.runner.step_once()
+    qtbot.waitUntil(lambda: panel.latest.step == before.step + 1, timeout=2000)
     after = panel.latest
-    phase = lambda s: s.t  # noqa: E731
-    dt = abs(phase(after) - phase(before)) / (after.step - before.step)
-    near_fold = min(before.t, after.t) < 0.2 or max(before.t, after.t) > 0.8
-    assert dt == pytest.approx(4.0 / 120, abs=1e-3) or near_fold
+    # One step now moves t by 4/120 of a sweep (unless it folds back at t = 0 or t = 1).
+    near_fold = min(before.t, after.t) < 4 / 120 or max(before.t, after.t) > 1 - 4 / 120
+    assert abs(after.t - before.t) == pytest.approx(4.0 / 120, abs=1e-6) or near_fold
 
 
 def test_job_exception_shows_banner_and_app_survives(make_window, qtbot):
