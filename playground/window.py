@@ -13,7 +13,7 @@ import PySide6
 import torch
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from engines.device import describe_device
+from engines.device import choose_device, describe_device
 from engines.fileio import ExportError
 from playground import __version__
 from playground.panels import panel_classes
@@ -121,6 +121,25 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(run_menu, "Play / Pause", lambda: self.current_panel().play_pause(), "Space")
         self._action(run_menu, "Step", lambda: self.current_panel().step(), "Right")
         self._action(run_menu, "Reset", lambda: self.current_panel().reset(), "R")
+        run_menu.addSeparator()
+        device_menu = run_menu.addMenu("Compute device")
+        device_group = QtGui.QActionGroup(self)
+        self.device_actions: dict[str, QtGui.QAction] = {}
+        for name, label in (("auto", "Automatic (CUDA, then MPS, then CPU)"), ("cpu", "CPU"),
+                            ("cuda", "CUDA GPU"), ("mps", "Apple MPS")):
+            act = QtGui.QAction(label, self, checkable=True)
+            act.setActionGroup(device_group)
+            try:
+                choose_device(name)
+            except RuntimeError:
+                act.setEnabled(False)
+                act.setToolTip("not available on this machine")
+            act.triggered.connect(lambda _c=False, n=name: self.set_device(n))
+            device_menu.addAction(act)
+            self.device_actions[name] = act
+        saved = self.settings.value("device", "auto")
+        self.device_actions.get(saved if isinstance(saved, str) else "auto", self.device_actions["auto"]
+                                ).setChecked(True)
 
         view_menu = bar.addMenu("&View")
         for i, (key, panel) in enumerate(self.panels.items(), start=1):
@@ -131,6 +150,21 @@ class MainWindow(QtWidgets.QMainWindow):
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(help_menu, "About Generative Playground", self.show_about)
+
+    def set_device(self, name: str) -> None:
+        """Use ``name`` for jobs started from now on, and by default on the next launch."""
+        try:
+            device = choose_device(name)
+        except (RuntimeError, ValueError) as exc:
+            self.report_error("Device not available", str(exc))
+            return
+        self.device = device
+        for panel in self.panels.values():
+            panel.device = device
+        self.settings.setValue("device", name)
+        self.device_actions[name].setChecked(True)
+        self.device_label.setText(describe_device(device))
+        self.statusBar().showMessage(f"Jobs started from now on run on {describe_device(device)}", 5000)
 
     @staticmethod
     def _size_key(size: tuple[int, int] | None) -> str:

@@ -1,4 +1,4 @@
-"""Test-wide settings: headless Qt before anything imports it, and a fixed torch thread count."""
+"""Test-wide settings: headless Qt before anything imports it, and settings kept apart from the user's."""
 
 import os
 

@@ -203,3 +203,15 @@ def test_about_names_versions_and_device(make_window):
     import torch
 
     assert torch.__version__ in text and "Qt" in text and "CPU" in text
+
+
+def test_device_choice_is_applied_and_saved(make_window):
+    win = make_window()
+    win.device_actions["cpu"].trigger()
+    assert win.settings.value("device") == "cpu"
+    assert all(p.device.type == "cpu" for p in win.panels.values())
+    assert win.device_label.text().startswith("CPU")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert not win.device_actions["cuda"].isEnabled()
