@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import statistics
 import time
@@ -159,7 +160,9 @@ def bench_stall(device: torch.device, quick: bool) -> list[Result]:
 def _engine_group(module: str, func: str) -> Callable[[torch.device, bool], list[Result]]:
     def run(device: torch.device, quick: bool) -> list[Result]:
         fn = getattr(importlib.import_module(module), func)
-        return list(fn(device=device, quick=quick))
+        accepted = inspect.signature(fn).parameters
+        kwargs = {k: v for k, v in (("device", device), ("quick", quick)) if k in accepted}
+        return list(fn(**kwargs))
 
     return run
 

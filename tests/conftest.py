@@ -4,3 +4,4 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PLAYGROUND_SETTINGS_ORG", "GenerativePlaygroundTests")
+

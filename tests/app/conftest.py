@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,12 @@ def make_window(qtbot, settings_path: Path) -> Iterator[Callable[..., MainWindow
     yield make
     for win in made:
         win.shutdown_panels()
+        win.close()
+        win.deleteLater()
+    # Delete the windows now, so each test starts without the previous one's widgets.
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    made.clear()
+    gc.collect()
     leaked = [t for t in threading.enumerate() if t.name == "playground-job"]
     for t in leaked:
         t.join(2.0)

@@ -71,3 +71,27 @@ def test_bad_device_is_a_clear_error():
     else:
         assert out.returncode != 0
         assert "CUDA was requested" in out.stderr
+
+
+def test_walk_json_and_positions(tmp_path: Path):
+    out_file = tmp_path / "pos.npy"
+    out = run("walk", "--dim", "2", "--walkers", "3000", "--steps", "64", "--seed", "3", "--json",
+              "--positions-out", str(out_file))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("final_hist", "return_by", "first_return_counts", "walker_steps_per_s"):
+        assert key in data
+    assert sum(data["final_hist"]["counts"]) == 3000
+    positions = np.load(out_file)
+    assert positions.shape == (3000, 2) and positions.dtype.kind == "i"
+    # Every site of a 2-D simple walk after 64 steps has |x| + |y| even and at most 64.
+    assert np.all((np.abs(positions).sum(axis=1) % 2) == 0)
+    assert np.abs(positions).sum(axis=1).max() <= 64
+    again = run("walk", "--dim", "2", "--walkers", "3000", "--steps", "64", "--seed", "3", "--json")
+    assert json.loads(again.stdout)["final_hist"] == data["final_hist"]
+
+
+def test_walk_rejects_bad_barrier():
+    out = run("walk", "--barrier", "sticky:0:3")
+    assert out.returncode == 2
+    assert "barrier looks like" in out.stderr
