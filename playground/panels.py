@@ -6,8 +6,9 @@ panel whose own issue has not landed is a stand-in from ``widgets.placeholder``.
 
 from __future__ import annotations
 
+from widgets.lab_panel import LabPanel
 from widgets.panel import Panel
-from widgets.placeholder import ComingSoonPanel, NoisingDemoPanel
+from widgets.placeholder import ComingSoonPanel
 
 
 def _walk_panel() -> type[Panel]:
@@ -29,7 +30,7 @@ def _walk_panel() -> type[Panel]:
 
 def panel_classes() -> list[type[Panel]]:
     """Panels in tab order: 2D Lab, Image, Random Walk."""
-    return [NoisingDemoPanel, ComingSoonPanel, _walk_panel()]
+    return [LabPanel, ComingSoonPanel, _walk_panel()]
 
 
 PANEL_KEYS: tuple[str, ...] = ("lab", "image", "walk")

@@ -28,16 +28,30 @@ def test_three_panels_and_switching(make_window, qtbot):
     assert {"&File", "&View", "&Help"} <= set(menus)
 
 
+def wait_settled(panel, qtbot, quiet_ms: int = 150) -> None:
+    """After a pause: let a step that was in flight finish and its snapshot be delivered.
+
+    A step cannot be interrupted, and on a loaded machine one may take longer than a frame.
+    """
+    for _ in range(20):
+        steps = panel.runner.steps
+        qtbot.wait(quiet_ms)
+        if panel.runner.steps == steps:
+            break
+    qtbot.wait(50)
+
+
 def test_space_plays_right_steps_r_resets(make_window, qtbot):
     win = make_window()
     win.set_current_panel("lab")
     panel = win.current_panel()
+    panel.speed.setValue(1)  # the Lab's ODE trip then takes ~20 s: no race with its end
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: len(panel.history) > 3, timeout=3000)
     assert panel.job_state == JobState.RUNNING
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
     assert panel.job_state == JobState.PAUSED
-    qtbot.wait(50)  # a step that was in flight when we paused may still complete
+    wait_settled(panel, qtbot)  # a step that was in flight when we paused may still complete
     steps = panel.runner.steps
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: panel.runner.steps == steps + 1, timeout=2000)
@@ -53,6 +67,7 @@ def test_space_plays_right_steps_r_resets(make_window, qtbot):
 def test_status_bar_shows_state_rate_and_fps(make_window, qtbot):
     win = make_window()
     panel = win.panel("lab")
+    panel.speed.setValue(1)  # a long ODE trip, so it is still running when we look
     panel.play_pause()
     qtbot.waitUntil(lambda: "running" in win.state_label.text(), timeout=2000)
     qtbot.waitUntil(lambda: not win.rate_label.text().startswith("0.0"), timeout=3000)
@@ -62,20 +77,27 @@ def test_status_bar_shows_state_rate_and_fps(make_window, qtbot):
 def test_slider_change_reaches_running_demo(make_window, qtbot):
     win = make_window()
     panel = win.panel("lab")
+    # The Lab's job is a finite ODE trip (120 frames at speed 1.0): start slow (0.1) so it
+    # is still running, with seconds to spare, at every check below.
+    panel.speed.setValue(1)
     panel.play_pause()
     qtbot.waitUntil(lambda: len(panel.history) > 2, timeout=2000)
+    panel.speed.setValue(10)
+    assert panel.params["speed"] == pytest.approx(1.0)
+    qtbot.waitUntil(lambda: panel.latest.speed == pytest.approx(1.0), timeout=2000)
+    assert panel.job_state == JobState.RUNNING  # the change reached the job while it ran
+    panel.runner.pause()
+    wait_settled(panel, qtbot)
     panel.speed.setValue(40)
     assert panel.params["speed"] == pytest.approx(4.0)
-    qtbot.waitUntil(lambda: panel.latest.speed == pytest.approx(4.0), timeout=2000)
-    panel.runner.pause()
-    qtbot.wait(50)
     before = panel.latest
     panel.runner.step_once()
     qtbot.waitUntil(lambda: panel.latest.step == before.step + 1, timeout=2000)
     after = panel.latest
-    # One step now moves t by 4/120 of a sweep (unless it folds back at t = 0 or t = 1).
-    near_fold = min(before.t, after.t) < 4 / 120 or max(before.t, after.t) > 1 - 4 / 120
-    assert abs(after.t - before.t) == pytest.approx(4.0 / 120, abs=1e-6) or near_fold
+    assert after.speed == pytest.approx(4.0)
+    # One step now moves t by 4/120 of the trip (unless it reaches the data end).
+    near_end = min(before.t, after.t) < 4 / 120 or max(before.t, after.t) > 1 - 4 / 120
+    assert abs(after.t - before.t) == pytest.approx(4.0 / 120, abs=1e-6) or near_end
 
 
 def test_job_exception_shows_banner_and_app_survives(make_window, qtbot):
