@@ -272,6 +272,9 @@ class _NumpyOps:
     def count0(self, mask: Array) -> Array:
         return mask.sum(axis=0, dtype=np.int32)
 
+    def count1(self, mask: Array) -> Array:
+        return mask.sum(axis=1, dtype=np.int64).astype(np.float64)
+
     def sum0(self, x: Array, dtype: str) -> Array:
         return x.sum(axis=0, dtype=dtype)
 
@@ -385,6 +388,9 @@ class _TorchOps:
 
     def count0(self, mask: Array) -> Array:
         return mask.sum(dim=0, dtype=self.torch.int32)
+
+    def count1(self, mask: Array) -> Array:
+        return mask.sum(dim=1, dtype=self.torch.int64).to(self.torch.float64)
 
     def sum0(self, x: Array, dtype: str) -> Array:
         return x.sum(dim=0, dtype=self._dt(dtype))
@@ -546,6 +552,7 @@ class WalkStats:
     first_return_counts: NDArray[np.int64] | None  # walkers whose first return is at step k
     return_by: NDArray[np.float64] | None  # P(returned by step k)
     last_zero_counts: NDArray[np.int64] | None  # last visit to start at step k (0: never left)
+    at_start_counts: NDArray[np.int64] | None  # walkers at the start at step k: P(S_k = 0) estimate
     positive_counts: NDArray[np.int64] | None  # walkers with k positive steps (1-D)
     first_passage_counts: NDArray[np.int64] | None  # T_level = k (1-D)
     occupancy: NDArray[np.int64] | None  # (2R+1, 2R+1) visits, [x+R, y+R] (2-D)
@@ -613,6 +620,7 @@ class WalkResult(WalkStats):
             "first_return_counts": conv(self.first_return_counts),
             "return_by": conv(self.return_by),
             "last_zero_counts": conv(self.last_zero_counts),
+            "at_start_counts": conv(self.at_start_counts),
             "positive_counts": conv(self.positive_counts),
             "first_passage_counts": conv(self.first_passage_counts),
             "occupancy": conv(self.occupancy),
@@ -696,6 +704,8 @@ class WalkSimulation:
         self.s2 = _Growable(self.dim)
         self.s1.append(np.zeros((1, self.dim)))
         self.s2.append(np.zeros((1, self.dim)))
+        self.at_start = _Growable(1)  # walkers back at the start at each step: u_k = P(S_k = 0)
+        self.at_start.append(np.full((1, 1), float(self.m)))
 
         origin = np.zeros(self.dim, dtype=np.int64 if self.lattice else np.float64)
         origin[0] = cfg.start
@@ -789,6 +799,7 @@ class WalkSimulation:
             last = ops.cast(ops.amax0(z * kk1), "int32")  # index + 1, 0 if none
             has = last > 0
             self.last_zero[lo:hi][has] = n0 + last[has]
+            acc[2] += ops.count1(z)
             del z
         if self.track_1d:
             prev0 = self.disp[0][lo:hi]
@@ -886,7 +897,8 @@ class WalkSimulation:
         if c < 1:
             raise ValueError("c must be >= 1")
         ops, n0 = self.ops, self.n
-        acc = [ops.zeros((c, self.dim), "float64"), ops.zeros((c, self.dim), "float64")]
+        acc = [ops.zeros((c, self.dim), "float64"), ops.zeros((c, self.dim), "float64"),
+               ops.zeros(c, "float64")]
         t0 = time.perf_counter()
         b = self.block_walkers(c)
         for lo in range(0, self.m, b):
@@ -895,6 +907,7 @@ class WalkSimulation:
         t1 = time.perf_counter()
         self.s1.append(ops.numpy(acc[0]))
         self.s2.append(ops.numpy(acc[1]))
+        self.at_start.append(ops.numpy(acc[2])[:, None])
         self.n += c
         self.elapsed += t1 - t0
         if self.m:
@@ -1003,8 +1016,9 @@ class WalkSimulation:
             mean = s1.copy()
             var = np.maximum(s2 - s1 * s1, 0.0)
             msd = s2.sum(axis=1)
-        first_ret = ret_by = last_zero = None
+        first_ret = ret_by = last_zero = at_start = None
         if self.track_returns:
+            at_start = np.rint(self.at_start.view()[:, 0]).astype(np.int64)
             first_ret = self._counts(self.first_ret)
             ret_by = np.cumsum(first_ret) / m
             last_zero = ops.bincount(self.last_zero, self.n + 1)[: self.n + 1]
@@ -1039,6 +1053,7 @@ class WalkSimulation:
             "var": var,
             "msd": msd,
             "first_return_counts": first_ret,
+            "at_start_counts": at_start,
             "return_by": ret_by,
             "last_zero_counts": last_zero,
             "positive_counts": positive,

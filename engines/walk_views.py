@@ -8,12 +8,15 @@ function returns a small frozen dataclass of numpy arrays, ready for ``setData``
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from engines import walk_theory as th
+from engines.fileio import atomic_write
 from engines.walk import WalkStats
 
 F = NDArray[np.float64]
@@ -63,8 +66,16 @@ def histogram_view(stats: WalkStats, positions: NDArray[np.float64] | None = Non
     else:
         edges, counts = stats.hist_edges, stats.hist_counts
     total = max(int(counts.sum()), 1)
+    if lattice and cfg.dim == 1 and cfg.barrier is None and len(counts):
+        # S_n - start has the parity of n: odd sites are empty by law, so draw one bar of
+        # width 2 per reachable site instead of alternating empty bars.
+        sites = np.round((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+        keep = (sites - cfg.start - n) % 2 == 0
+        sites, counts = sites[keep], counts[keep]
+        if len(sites):
+            edges = np.append(sites - 1.0, sites[-1] + 1.0)
     widths = np.diff(edges)
-    empirical = counts / total if lattice else counts / (total * widths)
+    empirical = counts / total if lattice else counts / (total * widths)  # lattice: P(S_n = k)
     centres = (edges[:-1] + edges[1:]) / 2
     shift = float(cfg.start) if cfg.dim == 1 else 0.0
     exact = None
@@ -79,14 +90,14 @@ def histogram_view(stats: WalkStats, positions: NDArray[np.float64] | None = Non
             limit_y = 2.0 * th.gaussian_limit_density(x_fine - shift, n, cfg.p)
         else:
             limit_y = np.zeros_like(x_fine)
-        label = f"S_n, n = {n}: binomial law and N({n * (2 * cfg.p - 1):.3g}, {4 * n * cfg.p * q:.3g})"
+        label = f"S_n, n = {n}: binomial law and N({n * (2 * cfg.p - 1):.4g}, {4 * n * cfg.p * q:.4g})"
     else:
         # Per-axis variance n/d for lattice walks; Gaussian steps have unit variance per axis.
         var = n / cfg.dim if lattice else float(n)
         limit_y = np.exp(-0.5 * (x_fine - shift) ** 2 / var) / math.sqrt(2 * math.pi * var)
         # The x-coordinate of a d-dim walk (d > 1) visits sites of both parities: spacing 1.
         limit_y = limit_y * _heat_scale(cfg.dim, lattice)
-        label = f"first coordinate at n = {n}: heat kernel N(0, {var:.3g})"
+        label = f"first coordinate at n = {n}: heat kernel N(0, {var:.4g})"
         if cfg.barrier is not None:
             label += " (barriers on: the free-space kernel is shown for contrast)"
     return HistogramView(n, edges, empirical, exact, Curve(x_fine, limit_y), label)
@@ -148,6 +159,8 @@ class ReturnsView:
     first_return_k: F  # even times with data
     first_return: F  # empirical f_k
     first_return_exact: F | None
+    at_start: F | None  # empirical u_k = P(S_k = start) at the same even times
+    at_start_exact: F | None  # u_2n = C(2n, n)/4^n in 1-D (exact lattice laws in 2-D/3-D)
 
 
 def returns_view(stats: WalkStats) -> ReturnsView | None:
@@ -162,8 +175,90 @@ def returns_view(stats: WalkStats) -> ReturnsView | None:
     f = stats.first_return_counts / stats.per_step_walkers
     f_exact = th.first_return_pmf(cfg.dim, stats.n) if exact_ok else None
     even = (np.arange(stats.n + 1) % 2 == 0) & (np.arange(stats.n + 1) > 0)
+    u = stats.at_start_counts / stats.per_step_walkers if stats.at_start_counts is not None else None
+    u_exact = th.return_probs(cfg.dim, stats.n) if exact_ok else None
     return ReturnsView(k, stats.return_by, ret_exact, th.polya_return_probability(cfg.dim),
-                       k[even], f[even], f_exact[even] if f_exact is not None else None)
+                       k[even], f[even], f_exact[even] if f_exact is not None else None,
+                       u[even] if u is not None else None, u_exact[even] if u_exact is not None else None)
+
+
+@dataclass(frozen=True)
+class PassageView:
+    """First time T_a the walk reaches level a above its start, with (a/n) P(S_n = a)."""
+
+    level: int
+    k: F
+    empirical: F
+    exact: F
+    reached: float  # fraction of walkers that reached a by now
+    reached_exact: float
+
+
+def passage_view(stats: WalkStats) -> PassageView | None:
+    cfg = stats.config
+    if stats.first_passage_counts is None or stats.per_step_walkers == 0 or cfg.barrier is not None:
+        return None
+    if cfg.step_kind != "lattice":
+        return None
+    k = np.arange(stats.n + 1, dtype=np.float64)
+    emp = stats.first_passage_counts / stats.per_step_walkers
+    exact = th.first_passage_pmf(np.arange(stats.n + 1), cfg.level, cfg.p)
+    keep = (np.arange(stats.n + 1) % 2) == (cfg.level % 2)  # T_a has the parity of a
+    keep[0] = False
+    return PassageView(cfg.level, k[keep], emp[keep], exact[keep], float(emp.sum()), float(exact.sum()))
+
+
+def exact_return_curves(m_max: int) -> dict[int, F]:
+    """P(returned by step k) for the simple walk in 1, 2 and 3 dimensions (Pólya's picture)."""
+    return {d: th.return_by_prob(d, m_max) for d in (1, 2, 3)}
+
+
+def statistics_table(stats: WalkStats) -> tuple[list[str], F]:
+    """Per-step statistics with their exact values, one row per step, for CSV export."""
+    n = np.arange(stats.n + 1, dtype=np.float64)
+    columns: list[tuple[str, F]] = [("n", n)]
+    mom = moments_view(stats)
+    if mom is not None:
+        columns += [("mean_axis1", mom.mean), ("mean_axis1_exact", mom.mean_exact),
+                    ("var_axis1", mom.var), ("var_axis1_exact", mom.var_exact),
+                    ("msd", mom.msd), ("msd_exact", mom.msd_exact)]
+    ret = returns_view(stats)
+    if ret is not None:
+        columns += [("p_returned_by_n", ret.return_by)]
+        if ret.return_by_exact is not None:
+            columns += [("p_returned_by_n_exact", ret.return_by_exact)]
+        m = stats.per_step_walkers
+        columns += [("p_first_return_at_n", stats.first_return_counts / m)]
+        if stats.at_start_counts is not None:
+            columns += [("p_at_start_at_n", stats.at_start_counts / m)]
+        if ret.return_by_exact is not None:
+            cfg = stats.config
+            columns += [("p_first_return_at_n_exact", th.first_return_pmf(cfg.dim, stats.n)),
+                        ("p_at_start_at_n_exact", th.return_probs(cfg.dim, stats.n))]
+    pas = passage_view(stats)
+    if pas is not None:
+        m = stats.per_step_walkers
+        columns += [(f"p_first_passage_to_{pas.level}_at_n", stats.first_passage_counts / m),
+                    (f"p_first_passage_to_{pas.level}_at_n_exact",
+                     th.first_passage_pmf(np.arange(stats.n + 1), pas.level, stats.config.p))]
+    header = [name for name, _ in columns]
+    return header, np.stack([np.asarray(col, dtype=np.float64) for _, col in columns], axis=1)
+
+
+def save_statistics_csv(path: str | os.PathLike[str], stats: WalkStats) -> Path:
+    """Write :func:`statistics_table` as CSV (atomic: an old file survives a failed write)."""
+    header, table = statistics_table(stats)
+    cfg = stats.config
+    comment = (f"# random walk: dim={cfg.dim} walkers={cfg.walkers} steps_done={stats.n} p={cfg.p} "
+               f"step_kind={cfg.step_kind} barrier={cfg.barrier} seed={cfg.seed} "
+               f"per_step_walkers={stats.per_step_walkers}")
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(comment + "\n")
+            np.savetxt(fh, table, delimiter=",", header=",".join(header), comments="", fmt="%.10g")
+
+    return atomic_write(path, write)
 
 
 @dataclass(frozen=True)

@@ -21,28 +21,33 @@ from widgets.panel import Panel
 EMPIRICAL = (90, 160, 255)
 EXACT = (255, 170, 60)
 LIMIT = (120, 220, 140)
+POLYA_COLOURS = {1: (200, 200, 200), 2: (200, 120, 220), 3: (240, 90, 90)}
 
 NOTES: dict[str, str] = {
     "Paths": "<b>Sample paths.</b> Each walker adds a ±1 step per tick (in 2-D/3-D along one random "
-             "axis). The spread grows like √n: the dashed lines are the mean ± one standard deviation, "
-             "n(p−q) ± √(4npq). Drag the time slider to look back at step n.",
+    "axis). The spread grows like √n: the dashed lines are the mean ± one standard deviation, "
+    "n(p−q) ± √(4npq). Drag the time slider to look back at step n.",
     "Histogram": "<b>Where the walkers are.</b> P(S<sub>n</sub> = k) = C(n, (n+k)/2) p<sup>(n+k)/2</sup>"
-                 " q<sup>(n−k)/2</sup> (orange) and its Gaussian limit N(n(p−q), 4npq) (green, ×2 for the "
-                 "lattice spacing). In d dimensions each axis is ≈ N(0, n/d): the heat kernel.",
+    " q<sup>(n−k)/2</sup> (orange) and its Gaussian limit N(n(p−q), 4npq) (green, ×2 for the "
+    "lattice spacing). In d dimensions each axis is ≈ N(0, n/d): the heat kernel.",
     "Moments": "<b>Mean, variance and mean squared displacement.</b> For the simple walk E S<sub>n</sub> = "
-               "n(p−q), Var S<sub>n</sub> = 4npq, and E|S<sub>n</sub>|² = n in any dimension: diffusion.",
+    "n(p−q), Var S<sub>n</sub> = 4npq, and E|S<sub>n</sub>|² = n in any dimension: diffusion.",
     "Returns": "<b>Coming back.</b> P(S<sub>2n</sub> = 0) = C(2n, n)/4<sup>n</sup> ~ 1/√(πn); the "
-               "first return at 2n has probability u<sub>2n</sub>/(2n−1) (renewal in 2-D/3-D). "
-               "Pólya: a walker returns with probability 1 in 1-D and 2-D, 0.3405… in 3-D.",
+    "first return at 2n has probability u<sub>2n</sub>/(2n−1) (renewal in 2-D/3-D). "
+    "Pólya: a walker returns with probability 1 in 1-D and 2-D, 0.3405… in 3-D (dashed: exact "
+    "curves for d = 1, 2, 3; solid: your simulations, one per dimension you have run).",
+    "Passage": "<b>First passage.</b> T<sub>a</sub>, the first time a walker reaches a levels above its "
+    "start. Reflection principle / hitting-time theorem: P(T<sub>a</sub> = n) = (a/n) P(S<sub>n</sub>"
+    " = a). For p = ½ the walker surely gets there, but E T<sub>a</sub> = ∞: the tail is ~n<sup>−3/2</sup>.",
     "Arcsine": "<b>Arcsine laws.</b> The fraction of time spent positive and the time of the last "
-               "visit to 0 share the law u<sub>2k</sub> u<sub>2n−2k</sub> (Chung–Feller), whose limit "
-               "is 1/(π√(x(1−x))): a walker is most likely to be almost always ahead or behind.",
+    "visit to 0 share the law u<sub>2k</sub> u<sub>2n−2k</sub> (Chung–Feller), whose limit "
+    "is 1/(π√(x(1−x))): a walker is most likely to be almost always ahead or behind.",
     "Occupancy": "<b>2-D visits and gambler's ruin.</b> With absorbing barriers at 0 and N from i, "
-                 "P(reach N first) = (1−(q/p)<sup>i</sup>)/(1−(q/p)<sup>N</sup>), or i/N when p = q.",
+    "P(reach N first) = (1−(q/p)<sup>i</sup>)/(1−(q/p)<sup>N</sup>), or i/N when p = q.",
     "Brownian": "<b>The bridge to diffusion.</b> Rescaled paths S<sub>⌊nt⌋</sub>/√n converge to "
-                "Brownian motion (Donsker); the walker density follows the heat kernel. A diffusion "
-                "model's forward process x<sub>t</sub> = x<sub>0</sub> + σ<sub>t</sub> ε is exactly this "
-                "limit: noise added step by step until nothing of the data is left.",
+    "Brownian motion (Donsker); the walker density follows the heat kernel. A diffusion "
+    "model's forward process x<sub>t</sub> = x<sub>0</sub> + σ<sub>t</sub> ε is exactly this "
+    "limit: noise added step by step until nothing of the data is left.",
 }
 
 WALKER_CHOICES = (1_000, 10_000, 100_000, 1_000_000)
@@ -113,14 +118,27 @@ class WalkPanel(Panel):
         self.upper.setRange(2, 1000)
         self.upper.setValue(20)
         self.upper.setToolTip("Upper barrier N (the lower one is at 0)")
+        self.level = QtWidgets.QSpinBox()
+        self.level.setRange(1, 1000)
+        self.level.setValue(10)
+        self.level.setToolTip("Level a for the first-passage time T_a (1-D)")
         self.speed = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.speed.setRange(1, 100)
         self.speed.setValue(30)
         self.speed.setToolTip("Compute per frame (ms of work per snapshot): lower is slower, smoother")
-        for label, widget in (("Dimension", self.dim), ("Steps", self.step_kind), ("p", self.p),
-                              ("Walkers", self.walkers), ("Horizon n", self.steps), ("Seed", self.seed),
-                              ("Barrier", self.barrier), ("Start i", self.start_i), ("Upper N", self.upper),
-                              ("Speed", self.speed)):
+        for label, widget in (
+            ("Dimension", self.dim),
+            ("Steps", self.step_kind),
+            ("p", self.p),
+            ("Walkers", self.walkers),
+            ("Horizon n", self.steps),
+            ("Seed", self.seed),
+            ("Barrier", self.barrier),
+            ("Start i", self.start_i),
+            ("Upper N", self.upper),
+            ("Level a", self.level),
+            ("Speed", self.speed),
+        ):
             form.addRow(label, widget)
         buttons = QtWidgets.QHBoxLayout()
         self.play_button = QtWidgets.QPushButton("▶ Play")
@@ -135,13 +153,19 @@ class WalkPanel(Panel):
         for b in (self.play_button, step, reset):
             buttons.addWidget(b)
         form.addRow(buttons)
+        self.export_stats_button = QtWidgets.QPushButton("Export statistics (CSV)…")
+        self.export_stats_button.setToolTip(
+            "Every per-step statistic beside its exact value, one row per step"
+        )
+        self.export_stats_button.clicked.connect(lambda: self.export_statistics())
+        form.addRow(self.export_stats_button)
         self.readout = QtWidgets.QLabel("Press Play.")
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow(self.readout)
         for w in (self.dim, self.step_kind, self.walkers, self.barrier):
             w.currentIndexChanged.connect(self._config_changed)
-        for w in (self.p, self.steps, self.seed, self.start_i, self.upper):
+        for w in (self.p, self.steps, self.seed, self.start_i, self.upper, self.level):
             w.valueChanged.connect(self._config_changed)
         self.runner.state_changed.connect(self._update_play_button)
         return box
@@ -160,12 +184,16 @@ class WalkPanel(Panel):
             "barrier": None,
             "start": 0,
             "per_step_walkers": min(int(self.walkers.currentData()), 100_000),
+            "level": int(self.level.value()),
         }
         if dim == 1 and barrier_kind and not gaussian:
             upper = int(self.upper.value())
             start = min(int(self.start_i.value()), upper - 1)
-            values["barrier"] = {"kind": "absorbing" if barrier_kind == 1 else "reflecting",
-                                 "lower": 0, "upper": upper}
+            values["barrier"] = {
+                "kind": "absorbing" if barrier_kind == 1 else "reflecting",
+                "lower": 0,
+                "upper": upper,
+            }
             values["start"] = start
         return values
 
@@ -186,6 +214,7 @@ class WalkPanel(Panel):
         one_d = self.dim.currentIndex() == 0
         lattice = self.step_kind.currentIndex() == 0
         self.p.setEnabled(one_d and lattice)
+        self.level.setEnabled(one_d and lattice)
         self.barrier.setEnabled(one_d and lattice)
         barriers = one_d and lattice and self.barrier.currentIndex() > 0
         self.start_i.setEnabled(barriers)
@@ -221,11 +250,13 @@ class WalkPanel(Panel):
         self.paths_plot.addItem(self.time_line)
         # Histogram
         self.hist_plot = self._plot("Position", "k", "P(S_n = k)")
-        self.hist_bars = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(*EMPIRICAL, 110),
-                                         pen=_pen(EMPIRICAL, 1), name="simulation")
+        self.hist_bars = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, brush=(*EMPIRICAL, 110), pen=_pen(EMPIRICAL, 1), name="simulation"
+        )
         self.hist_plot.addItem(self.hist_bars)
-        self.hist_exact = self.hist_plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush=EXACT,
-                                              symbolPen=None, name="exact law")
+        self.hist_exact = self.hist_plot.plot(
+            pen=None, symbol="o", symbolSize=5, symbolBrush=EXACT, symbolPen=None, name="exact law"
+        )
         self.hist_limit = self.hist_plot.plot(pen=_pen(LIMIT, 2), name="Gaussian limit")
         # Moments
         mom = pg.GraphicsLayoutWidget()
@@ -245,29 +276,60 @@ class WalkPanel(Panel):
         self.mean_exact = self.mean_plot.plot(pen=_pen(EXACT, 2, dash=True))
         # Returns
         ret = pg.GraphicsLayoutWidget()
-        self.ret_plot = ret.addPlot(title="P(returned to start by step k)")
+        self.ret_plot = ret.addPlot(title="P(returned to start by step k)", colspan=2)
         self.ret_plot.addLegend(offset=(-10, -10))
         self.ret_plot.setLabel("bottom", "k")
         self.ret_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.ret_curve = self.ret_plot.plot(pen=_pen(EMPIRICAL), name="simulation")
-        self.ret_exact = self.ret_plot.plot(pen=_pen(EXACT, 2, dash=True), name="exact")
-        self.polya_line = pg.InfiniteLine(angle=0, pen=_pen(LIMIT, 1, dash=True), label="Pólya limit",
-                                          labelOpts={"position": 0.1, "color": LIMIT})
+        self.ret_curve = self.ret_plot.plot(pen=_pen(EMPIRICAL, 3), name="simulation (this run)")
+        self.ret_exact = self.ret_plot.plot(pen=_pen(EXACT, 2, dash=True), name="exact (this dimension)")
+        self.polya_exact = {
+            d: self.ret_plot.plot(pen=_pen(c, 1, dash=True), name=f"exact, {d}-D")
+            for d, c in POLYA_COLOURS.items()
+        }
+        self.polya_runs = {
+            d: self.ret_plot.plot(pen=_pen(c, 1.5), name=f"simulated, {d}-D")
+            for d, c in POLYA_COLOURS.items()
+        }
+        self._polya_seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.polya_line = pg.InfiniteLine(
+            angle=0,
+            pen=_pen(LIMIT, 1, dash=True),
+            label="Pólya limit",
+            labelOpts={"position": 0.1, "color": LIMIT},
+        )
         self.ret_plot.addItem(self.polya_line)
         ret.nextRow()
         self.first_plot = ret.addPlot(title="First-return time law f_k (log–log)")
         self.first_plot.setLogMode(x=True, y=True)
         self.first_plot.setLabel("bottom", "k")
         self.first_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.first_curve = self.first_plot.plot(pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL,
-                                                symbolPen=None)
+        self.first_curve = self.first_plot.plot(
+            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None
+        )
         self.first_exact = self.first_plot.plot(pen=_pen(EXACT, 2))
+        self.u_plot = ret.addPlot(title="P(S_2n = start) vs C(2n, n)/4ⁿ (log–log)")
+        self.u_plot.setLogMode(x=True, y=True)
+        self.u_plot.setLabel("bottom", "2n")
+        self.u_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.u_curve = self.u_plot.plot(
+            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None
+        )
+        self.u_exact = self.u_plot.plot(pen=_pen(EXACT, 2))
+        # Passage
+        self.pass_plot = self._plot("First-passage time T_a", "n", "P(T_a = n)")
+        self.pass_plot.setLogMode(x=True, y=True)
+        self.pass_curve = self.pass_plot.plot(
+            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None, name="simulation"
+        )
+        self.pass_exact = self.pass_plot.plot(pen=_pen(EXACT, 2), name="(a/n) P(S_n = a)")
         # Arcsine
         self.arc_plot = self._plot("Arcsine laws", "x = k/n", "probability")
-        self.arc_pos = self.arc_plot.plot(pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL,
-                                          symbolPen=None, name="time positive")
-        self.arc_last = self.arc_plot.plot(pen=None, symbol="t", symbolSize=5, symbolBrush=LIMIT,
-                                           symbolPen=None, name="last visit to 0")
+        self.arc_pos = self.arc_plot.plot(
+            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None, name="time positive"
+        )
+        self.arc_last = self.arc_plot.plot(
+            pen=None, symbol="t", symbolSize=5, symbolBrush=LIMIT, symbolPen=None, name="last visit to 0"
+        )
         self.arc_exact = self.arc_plot.plot(pen=_pen(EXACT, 2), name="u₂ₖ u₂ₙ₋₂ₖ")
         self.arc_density = self.arc_plot.plot(pen=_pen((220, 220, 220), 1, dash=True), name="1/(π√(x(1−x)))")
         # Occupancy / ruin
@@ -288,9 +350,16 @@ class WalkPanel(Panel):
         self.bm_hi = self.bm_plot.plot(pen=_pen(LIMIT, 2, dash=True), name="±1.96√t (Brownian 95%)")
         self.bm_lo = self.bm_plot.plot(pen=_pen(LIMIT, 2, dash=True))
 
-        for name, widget in (("Paths", self.paths_plot), ("Histogram", self.hist_plot), ("Moments", mom),
-                             ("Returns", ret), ("Arcsine", self.arc_plot), ("Occupancy", occ),
-                             ("Brownian", self.bm_plot)):
+        for name, widget in (
+            ("Paths", self.paths_plot),
+            ("Histogram", self.hist_plot),
+            ("Moments", mom),
+            ("Returns", ret),
+            ("Passage", self.pass_plot),
+            ("Arcsine", self.arc_plot),
+            ("Occupancy", occ),
+            ("Brownian", self.bm_plot),
+        ):
             self.tabs.addTab(widget, name)
         self.tabs.currentChanged.connect(self._tab_changed)
         layout.addWidget(self.note)
@@ -300,8 +369,10 @@ class WalkPanel(Panel):
         self.time_label.setMinimumWidth(110)
         self.time_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.time_slider.setRange(0, 0)
-        self.time_slider.setToolTip("Look back at step n (paths and the histogram of the drawn walkers); "
-                                    "drag to the right end to follow the simulation")
+        self.time_slider.setToolTip(
+            "Look back at step n (paths and the histogram of the drawn walkers); "
+            "drag to the right end to follow the simulation"
+        )
         self.time_slider.valueChanged.connect(self._time_moved)
         row.addWidget(QtWidgets.QLabel("Time"))
         row.addWidget(self.time_slider, 1)
@@ -352,16 +423,27 @@ class WalkPanel(Panel):
         n = n_now if following else min(self._display_n or 0, n_now)
         self.time_label.setText(f"n = {n:,}" + ("" if following else f" / {n_now:,}"))
         tab = self.tabs.tabText(self.tabs.currentIndex())
-        {"Paths": self._draw_paths, "Histogram": self._draw_hist, "Moments": self._draw_moments,
-         "Returns": self._draw_returns, "Arcsine": self._draw_arcsine, "Occupancy": self._draw_occupancy,
-         "Brownian": self._draw_brownian}[tab](snap, n)
+        {
+            "Paths": self._draw_paths,
+            "Histogram": self._draw_hist,
+            "Moments": self._draw_moments,
+            "Returns": self._draw_returns,
+            "Passage": self._draw_passage,
+            "Arcsine": self._draw_arcsine,
+            "Occupancy": self._draw_occupancy,
+            "Brownian": self._draw_brownian,
+        }[tab](snap, n)
         cfg = snap.config
-        text = (f"n = {n_now:,} of {cfg.steps:,} · {cfg.walkers:,} walkers · "
-                f"{snap.walker_steps_per_s / 1e9:.2f} × 10⁹ walker-steps/s ({snap.backend})")
+        text = (
+            f"n = {n_now:,} of {cfg.steps:,} · {cfg.walkers:,} walkers · "
+            f"{snap.walker_steps_per_s / 1e9:.2f} × 10⁹ walker-steps/s ({snap.backend})"
+        )
         ruin = views.ruin_view(snap)
         if ruin is not None:
-            text += (f"<br>reached N first: {ruin.p_upper_empirical:.4f} (exact {ruin.p_upper_exact:.4f});"
-                     f" still walking: {ruin.still_running:,}")
+            text += (
+                f"<br>reached N first: {ruin.p_upper_empirical:.4f} (exact {ruin.p_upper_exact:.4f});"
+                f" still walking: {ruin.still_running:,}"
+            )
         self.readout.setText(text)
 
     def _draw_paths(self, snap: WalkSnapshot, n: int) -> None:
@@ -392,8 +474,9 @@ class WalkPanel(Panel):
             self.time_line.hide()
         # One curve for all paths: NaN-separated rows draw as separate lines in a single call.
         sep = np.full((x.shape[0], 1), np.nan)
-        self.path_curve.setData(np.hstack([x, sep]).ravel(), np.hstack([y.astype(float), sep]).ravel(),
-                                connect="finite")
+        self.path_curve.setData(
+            np.hstack([x, sep]).ravel(), np.hstack([y.astype(float), sep]).ravel(), connect="finite"
+        )
 
     def _draw_hist(self, snap: WalkSnapshot, n: int) -> None:
         positions = None if n == snap.n else views.display_positions_at(snap, n)
@@ -425,14 +508,64 @@ class WalkPanel(Panel):
             self.ret_curve.setData([], [])
             return
         self.ret_curve.setData(view.k, view.return_by)
-        self.ret_exact.setData(view.k, view.return_by_exact) if view.return_by_exact is not None \
-            else self.ret_exact.setData([], [])
+        self.ret_exact.setData(
+            view.k, view.return_by_exact
+        ) if view.return_by_exact is not None else self.ret_exact.setData([], [])
         self.polya_line.setValue(view.polya)
+        dim = snap.config.dim
+        if view.return_by_exact is not None:
+            self._polya_seen[dim] = (view.k, view.return_by)
+        horizon = max([snap.n] + [int(k[-1]) for k, _ in self._polya_seen.values()])
+        for d, curve in views.exact_return_curves(horizon).items():
+            self.polya_exact[d].setData(np.arange(len(curve)), curve)
+        for d, item in self.polya_runs.items():
+            k, r = self._polya_seen.get(d, (np.array([]), np.array([])))
+            item.setData(k, r)
+        if view.at_start is not None:
+            ok = view.at_start > 0
+            self.u_curve.setData(view.first_return_k[ok], view.at_start[ok])
+        if view.at_start_exact is not None:
+            self.u_exact.setData(view.first_return_k, view.at_start_exact)
         pos = view.first_return > 0
         self.first_curve.setData(view.first_return_k[pos], view.first_return[pos])
         if view.first_return_exact is not None:
             ok = view.first_return_exact > 0
             self.first_exact.setData(view.first_return_k[ok], view.first_return_exact[ok])
+
+    def _draw_passage(self, snap: WalkSnapshot, n: int) -> None:
+        view = views.passage_view(snap)
+        if view is None:
+            self.pass_plot.setTitle("First passage: 1-D lattice walks without barriers")
+            self.pass_curve.setData([], [])
+            self.pass_exact.setData([], [])
+            return
+        self.pass_plot.setTitle(
+            f"First passage to a = {view.level}: reached {view.reached:.4f} by n = {snap.n:,}"
+            f" (exact {view.reached_exact:.4f})"
+        )
+        ok = view.empirical > 0
+        self.pass_curve.setData(view.k[ok], view.empirical[ok])
+        good = view.exact > 0
+        self.pass_exact.setData(view.k[good], view.exact[good])
+
+    def export_statistics(self, path: str | None = None) -> bool:
+        """Write the per-step statistics with their exact values to CSV; asks for a file if needed."""
+        snap = self.latest
+        if snap is None:
+            self.show_error("Nothing to export yet: press Play first.")
+            return False
+        if path is None:
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(
+                self, "Export statistics", "walk-statistics.csv", "CSV (*.csv)"
+            )
+            if not path:
+                return False
+        try:
+            views.save_statistics_csv(path, snap)
+        except OSError as exc:
+            self.show_error(str(exc))
+            return False
+        return True
 
     def _draw_arcsine(self, snap: WalkSnapshot, n: int) -> None:
         view = views.arcsine_view(snap)
@@ -459,8 +592,9 @@ class WalkPanel(Panel):
         if ruin is not None:
             self.ruin_curve.setData(ruin.curve.x, ruin.curve.y)
             self.ruin_point.setData([ruin.start], [ruin.p_upper_empirical])
-            self.ruin_plot.setTitle(f"Gambler's ruin: simulated {ruin.p_upper_empirical:.4f}, "
-                                    f"exact {ruin.p_upper_exact:.4f}")
+            self.ruin_plot.setTitle(
+                f"Gambler's ruin: simulated {ruin.p_upper_empirical:.4f}, exact {ruin.p_upper_exact:.4f}"
+            )
         else:
             self.ruin_plot.setTitle("Gambler's ruin: choose an absorbing barrier (1-D)")
 
@@ -470,28 +604,50 @@ class WalkPanel(Panel):
             return
         sep = np.full((view.paths.shape[0], 1), np.nan)
         t = np.broadcast_to(view.t, view.paths.shape)
-        self.bm_curve.setData(np.hstack([t, sep]).ravel(), np.hstack([view.paths, sep]).ravel(),
-                              connect="finite")
+        self.bm_curve.setData(
+            np.hstack([t, sep]).ravel(), np.hstack([view.paths, sep]).ravel(), connect="finite"
+        )
         self.bm_hi.setData(view.band_t, view.band)
         self.bm_lo.setData(view.band_t, -view.band)
 
     # -------------------------------------------------------------- persistence
     def save_state(self) -> dict[str, Any]:
-        return {"dim": self.dim.currentIndex(), "step_kind": self.step_kind.currentIndex(),
-                "p": self.p.value(), "walkers": self.walkers.currentIndex(), "steps": self.steps.value(),
-                "seed": self.seed.value(), "barrier": self.barrier.currentIndex(),
-                "start": self.start_i.value(), "upper": self.upper.value(), "speed": self.speed.value(),
-                "view": self.tabs.currentIndex()}
+        return {
+            "dim": self.dim.currentIndex(),
+            "step_kind": self.step_kind.currentIndex(),
+            "p": self.p.value(),
+            "walkers": self.walkers.currentIndex(),
+            "steps": self.steps.value(),
+            "seed": self.seed.value(),
+            "barrier": self.barrier.currentIndex(),
+            "start": self.start_i.value(),
+            "upper": self.upper.value(),
+            "speed": self.speed.value(),
+            "level": self.level.value(),
+            "view": self.tabs.currentIndex(),
+        }
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        combos = {"dim": self.dim, "step_kind": self.step_kind, "walkers": self.walkers,
-                  "barrier": self.barrier, "view": self.tabs}
+        combos = {
+            "dim": self.dim,
+            "step_kind": self.step_kind,
+            "walkers": self.walkers,
+            "barrier": self.barrier,
+            "view": self.tabs,
+        }
         for key, widget in combos.items():
             value = state.get(key)
             if isinstance(value, int) and 0 <= value < widget.count():
                 widget.setCurrentIndex(value)
-        spins = {"p": self.p, "steps": self.steps, "seed": self.seed, "start": self.start_i,
-                 "upper": self.upper, "speed": self.speed}
+        spins = {
+            "p": self.p,
+            "steps": self.steps,
+            "seed": self.seed,
+            "start": self.start_i,
+            "upper": self.upper,
+            "speed": self.speed,
+            "level": self.level,
+        }
         for key, widget in spins.items():
             value = state.get(key)
             if isinstance(value, (int, float)):

@@ -541,3 +541,20 @@ def test_bench_walk_reports_expected_fields() -> None:
         assert row["ratio"] == pytest.approx(row["value"] / row["baseline"])
     assert rows[0]["value"] > rows[0]["baseline"]  # popcount beats one add per step
     assert rows[1]["value"] < rows[1]["baseline"]  # streaming beats walkers x steps
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_at_start_counts_match_return_probabilities(dim: int) -> None:
+    """u_k = P(S_k = start) per step, against the exact lattice law (z-scores, fixed seed)."""
+    from engines.walk_theory import return_probs
+
+    walkers, steps = 40_000, 60
+    res = simulate(dim, walkers, steps, seed=11)
+    u = res.at_start_counts / walkers
+    exact = return_probs(dim, steps)
+    assert res.at_start_counts[0] == walkers
+    assert np.all(res.at_start_counts[1::2] == 0)  # odd times: never back at the start
+    k = np.arange(2, steps + 1, 2)
+    se = np.sqrt(exact[k] * (1 - exact[k]) / walkers)
+    z = (u[k] - exact[k]) / se
+    assert np.max(np.abs(z)) < 4.5

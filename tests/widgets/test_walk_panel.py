@@ -23,6 +23,11 @@ def panel(qtbot):
     p.shutdown()
 
 
+def show_tab(panel: WalkPanel, name: str) -> None:
+    names = [panel.tabs.tabText(i) for i in range(panel.tabs.count())]
+    panel.tabs.setCurrentIndex(names.index(name))
+
+
 def run_to_end(panel: WalkPanel, qtbot) -> None:
     with qtbot.waitSignal(panel.runner.finished, timeout=20_000):
         qtbot.mouseClick(panel.play_button, QtCore.Qt.MouseButton.LeftButton)
@@ -30,17 +35,19 @@ def run_to_end(panel: WalkPanel, qtbot) -> None:
 
 
 def test_histogram_matches_binomial_law(panel, qtbot):
-    panel.tabs.setCurrentIndex(1)
+    show_tab(panel, "Histogram")
     run_to_end(panel, qtbot)
     snap = panel.latest
     assert snap.n == 200
     x, y = panel.hist_bars.getData()
     ex, ey = panel.hist_exact.getData()
     assert len(ex) > 10
-    # Chi-square of the drawn histogram against the exact binomial law the panel drew.
-    centres = (x[:-1] + x[1:]) / 2 if len(x) == len(y) + 1 else x
-    counts = np.asarray(snap.hist_counts)
-    expected = th.binomial_pmf(200, np.round(centres).astype(int)) * counts.sum()
+    centres = (x[:-1] + x[1:]) / 2
+    assert np.all(np.round(centres) % 2 == 0)  # S_200 is even: only reachable sites are drawn
+    assert y.sum() == pytest.approx(1.0)
+    # Chi-square of the drawn histogram against the binomial law.
+    counts = y * snap.config.walkers
+    expected = th.binomial_pmf(200, np.round(centres).astype(int)) * snap.config.walkers
     ok = expected > 5
     chi2 = float((((counts[ok] - expected[ok]) ** 2) / expected[ok]).sum())
     from scipy import stats
@@ -60,7 +67,7 @@ def test_time_slider_changes_the_drawn_paths(panel, qtbot):
     assert np.isfinite(x_back).sum() < end_points
     assert panel.time_line.value() == 50
     # The histogram now shows the drawn walkers at n = 50, against the law at n = 50.
-    panel.tabs.setCurrentIndex(1)
+    show_tab(panel, "Histogram")
     assert "n = 50" in panel.hist_plot.plotItem.titleLabel.text
     ex, ey = panel.hist_exact.getData()
     assert np.allclose(ey, th.binomial_pmf(50, np.round(ex).astype(int)))
@@ -78,16 +85,24 @@ def test_dimension_switch_restarts_with_2d_statistics(panel, qtbot):
     assert snap.display_paths.shape[2] == 2
     assert snap.occupancy is not None
     assert not panel.p.isEnabled() and not panel.barrier.isEnabled()
-    panel.tabs.setCurrentIndex(3)
+    show_tab(panel, "Returns")
     _, ret = panel.ret_curve.getData()
     _, exact = panel.ret_exact.getData()
     assert abs(ret[-1] - exact[-1]) < 0.03  # P(return by 100) in 2-D, 10^4 walkers
     assert panel.polya_line.value() == 1.0
     panel.dim.setCurrentIndex(2)  # after a finished run, a new setting re-runs
     qtbot.waitUntil(lambda: panel.latest.config.dim == 3 and panel.latest.done, timeout=20_000)
-    panel.tabs.setCurrentIndex(4)
-    panel.tabs.setCurrentIndex(3)
+    show_tab(panel, "Arcsine")
+    show_tab(panel, "Returns")
     assert panel.polya_line.value() == pytest.approx(0.3405373296, abs=1e-9)
+    # Pólya's picture: the 2-D and 3-D runs are both kept, each beside its exact curve.
+    for d in (2, 3):
+        k, sim = panel.polya_runs[d].getData()
+        _kx, exact = panel.polya_exact[d].getData()
+        assert len(k) == 101
+        assert abs(sim[-1] - exact[100]) < 0.03
+    x1, _ = panel.polya_runs[1].getData()
+    assert x1 is None or len(x1) == 0  # no 1-D run in this session
 
 
 def test_gamblers_ruin_readout(panel, qtbot):
@@ -95,7 +110,7 @@ def test_gamblers_ruin_readout(panel, qtbot):
     panel.upper.setValue(10)
     panel.start_i.setValue(3)
     panel.steps.setValue(2000)
-    panel.tabs.setCurrentIndex(5)
+    show_tab(panel, "Occupancy")
     run_to_end(panel, qtbot)
     x, y = panel.ruin_point.getData()
     assert x[0] == 3
@@ -111,3 +126,31 @@ def test_settings_round_trip(panel, qtbot):
     qtbot.addWidget(other)
     other.restore_state(state)
     assert other.dim.currentIndex() == 2 and other.seed.value() == 42
+
+
+def test_returns_passage_and_statistics_export(panel, qtbot, tmp_path):
+    panel.walkers.setCurrentIndex(1)
+    panel.steps.setValue(400)
+    panel.level.setValue(4)
+    show_tab(panel, "Returns")
+    run_to_end(panel, qtbot)
+    u = panel.u_curve.yData  # raw data: getData() returns log10 values in log mode
+    ke, ue = panel.u_exact.xData, panel.u_exact.yData
+    # P(S_2n = 0) at 2n = 2, 4, 6 against C(2n, n)/4^n (log-mode plots keep the raw data).
+    assert np.allclose(ke[:3], [2, 4, 6])
+    assert np.allclose(ue[:3], [0.5, 0.375, 0.3125])
+    assert np.allclose(u[:3], ue[:3], atol=0.02)
+    show_tab(panel, "Passage")
+    kp, fp = panel.pass_curve.xData, panel.pass_curve.yData
+    fx = panel.pass_exact.yData
+    assert np.all(kp % 2 == 0)  # T_4 is even
+    assert abs(fp.sum() - fx.sum()) < 0.03  # P(T_4 <= 400) ≈ 0.84 with 10^4 walkers
+    assert "a = 4" in panel.pass_plot.plotItem.titleLabel.text
+    target = tmp_path / "stats.csv"
+    assert panel.export_statistics(str(target))
+    table = np.genfromtxt(target, delimiter=",", names=True, skip_header=1)
+    assert len(table) == 401
+    assert np.allclose(table["p_at_start_at_n_exact"][:5], [1, 0, 0.5, 0, 0.375])
+    assert abs(table["var_axis1"][-1] - 400) < 25
+    assert not panel.export_statistics(str(tmp_path / "missing" / "x.csv"))
+    assert "does not exist" in panel.banner.text
