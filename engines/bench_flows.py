@@ -115,7 +115,7 @@ def _best_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> fl
     return best * 1e3
 
 
-def _density_rows_loop(flow: Flow, res: int = 200, lim: float = 4.0) -> np.ndarray:
+def density_by_rows(flow: Flow, res: int = 200, lim: float = 4.0) -> np.ndarray:
     """The naive baseline: one log_prob call per image row."""
     xs = -lim + (np.arange(res) + 0.5) * (2 * lim / res)
     out = np.empty((res, res), dtype=np.float32)
@@ -160,12 +160,12 @@ def bench_flows(device: torch.device | str = "cpu", quick: bool = False) -> list
 
     # density of the (now trained a little) flow: batched vs per-row
     fast = _best_ms(lambda: ours.density_grid((-4.0, 4.0), (-4.0, 4.0), 200), dev, repeats)
-    slow = _best_ms(lambda: _density_rows_loop(ours), dev, max(repeats // 2, 1))
+    slow = _best_ms(lambda: density_by_rows(ours), dev, max(repeats // 2, 1))
     rows.append(_row("flows.density_200x200", fast, "ms", slow, dev))
 
     nsf = build_flow("nsf", 4, 64, 2, seed=0).to(dev)
     fast = _best_ms(lambda: nsf.density_grid((-4.0, 4.0), (-4.0, 4.0), 200), dev, repeats)
-    slow = _best_ms(lambda: _density_rows_loop(nsf), dev, max(repeats // 2, 1))
+    slow = _best_ms(lambda: density_by_rows(nsf), dev, max(repeats // 2, 1))
     rows.append(_row("flows.density_200x200_nsf", fast, "ms", slow, dev))
     return rows
 

@@ -437,10 +437,14 @@ def train_diffusion(
     lr: float = 2e-3,
     final_lr: float | None = None,
     p_uncond: float = 0.1,
+    ema: float = 0.0,
     seed: int = 0,
     chunk: int = 100,
 ) -> np.ndarray:
     """Train ``net`` in place for ``steps`` AdamW steps; returns the per-step losses.
+
+    ``ema > 0``: average the weights (see :class:`engines.nets.ChunkedTrainer`) and leave the
+    *averaged* weights in ``net`` at the end (the ones to sample from).
 
     ``final_lr`` (default ``lr / 10``) decays the learning rate by a cosine over the run:
     on toy data most of the sample quality comes from the low-lr tail (less noise in the
@@ -450,8 +454,11 @@ def train_diffusion(
     """
     sched = schedule or VPSchedule()
     src = data if isinstance(data, DataSource) else DataSource(data, rng=np.random.default_rng(seed))
-    trainer = ChunkedTrainer(net, diffusion_batches(net, src, sched, p_uncond), lr=lr)
-    return _run_cosine(trainer, steps, batch_size, lr, final_lr, chunk)
+    trainer = ChunkedTrainer(net, diffusion_batches(net, src, sched, p_uncond), lr=lr, ema=ema)
+    losses = _run_cosine(trainer, steps, batch_size, lr, final_lr, chunk)
+    if trainer.ema_net is not None:
+        net.load_state_dict(trainer.ema_net.state_dict())
+    return losses
 
 
 def _run_cosine(

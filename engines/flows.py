@@ -159,7 +159,7 @@ class _Coupling(FlowLayer):
 class AdditiveCoupling(_Coupling):
     """NICE coupling ``y_b = x_b + m(x_a)``: unit Jacobian determinant (volume preserving)."""
 
-    def __init__(self, dim: int = 2, parity: int = 0, hidden: int = 64, depth: int = 2):
+    def __init__(self, dim: int = 2, parity: int = 0, hidden: int = 32, depth: int = 2):
         super().__init__(dim, parity, 1, hidden, depth)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -205,7 +205,7 @@ class AffineCoupling(_Coupling):
         self,
         dim: int = 2,
         parity: int = 0,
-        hidden: int = 64,
+        hidden: int = 32,
         depth: int = 2,
         scale_bound: float = 2.0,
     ):
@@ -410,7 +410,7 @@ class RQSplineCoupling(_Coupling):
         self,
         dim: int = 2,
         parity: int = 0,
-        hidden: int = 64,
+        hidden: int = 32,
         depth: int = 2,
         n_bins: int = 8,
         bound: float = 4.0,
@@ -424,7 +424,11 @@ class RQSplineCoupling(_Coupling):
     def _spline(self, xb: Tensor, h: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         k = self.n_bins
         h = h.view(h.shape[0], self.n_trans, 3 * k - 1)  # per coordinate: K, K, K-1 numbers
-        w, hh, d = h[..., :k], h[..., k : 2 * k], h[..., 2 * k :] + self._d_offset
+        # contiguous copies: torch's CPU kernels over a short, strided last dimension
+        # (softplus, amax, sum) run ~10x slower than the copy costs (measured 3.4 -> 1.6 ms
+        # per 8192-point spline call)
+        w, hh = h[..., :k].contiguous(), h[..., k : 2 * k].contiguous()
+        d = h[..., 2 * k :] + self._d_offset  # the add makes it contiguous
         y, ld = rational_quadratic_spline(xb, w, hh, d, inverse=inverse, bound=self.bound)
         return y, ld.sum(dim=1)
 
@@ -602,7 +606,7 @@ class Flow(nn.Module):
 def build_flow(
     kind: FlowKind = "realnvp",
     n_layers: int = 8,
-    hidden: int = 64,
+    hidden: int = 32,
     depth: int = 2,
     *,
     dim: int = 2,
@@ -618,11 +622,17 @@ def build_flow(
     * ``"nsf"``: rational-quadratic spline couplings (``n_bins`` bins on
       ``[-bound, bound]``), each followed by an invertible 2x2 (LU), as in Durkan et al.
 
-    ``hidden``/``depth`` size each coupling's MLP. Initialisation is seeded (``seed``)
-    without touching torch's global RNG. Every coupling starts as the identity.
+    ``hidden``/``depth`` size each coupling's MLP. The default width 32 is deliberate: in
+    2-D each conditioner is a function of a single scalar, and width 32, 48 and 64 reached
+    the same NLL on 8 gaussians (RealNVP, 1000 steps: 3.17, 3.18, 3.16 nats; NSF, 300
+    steps: within 0.02) while width 32 costs a quarter of the FLOPs -- which is what keeps
+    the 200 x 200 density heat map inside its 50 ms budget. Initialisation is seeded
+    (``seed``) without touching torch's global RNG. Every coupling starts as the identity.
     """
     if kind not in FLOW_KINDS:
         raise ValueError(f"unknown flow kind {kind!r}; expected one of {FLOW_KINDS}")
+    if n_layers < 1 or hidden < 1 or depth < 1:
+        raise ValueError(f"need n_layers, hidden, depth >= 1; got {n_layers}, {hidden}, {depth}")
     config = dict(kind=kind, n_layers=n_layers, hidden=hidden, depth=depth, dim=dim,
                   seed=seed, n_bins=n_bins, bound=bound)
     with torch.random.fork_rng(devices=[]):
@@ -715,7 +725,7 @@ def flow_train_job(
     dataset: str = "8gaussians",
     kind: FlowKind = "realnvp",
     n_layers: int = 8,
-    hidden: int = 64,
+    hidden: int = 32,
     depth: int = 2,
     seed: int = 0,
     max_steps: int | None = None,

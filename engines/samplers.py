@@ -346,8 +346,9 @@ def dpm_solver_pp_2m(
                 else:
                     c = 0.5 * h / h_prev  # 1/(2r)
                     x.mul_(s_n / s).add_(x0, alpha=phi * (1.0 + c)).add_(x0_prev, alpha=-phi * c)
-                h_prev = h
-                x0_prev.copy_(x0)
+                if h > 0.0:  # a zero-length step (clamped schedule end) carries no history
+                    h_prev = h
+                    x0_prev.copy_(x0)
             run.record(i + 1)
     return run.result(run.ts.size - 1)
 

@@ -64,6 +64,8 @@ class WalkPanel(Panel):
     key: ClassVar[str] = "walk"
     title: ClassVar[str] = "Random Walk"
     demo_frames: ClassVar[int] = 6
+    # Each snapshot carries up to 200 display paths of 2048 points (a few MB): keep fewer.
+    history_length: ClassVar[int] = 40
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

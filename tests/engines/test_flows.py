@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from engines import toy_data
+from engines.bench_flows import StraightRealNVP, density_by_rows
 from engines.flows import (
     FLOW_KINDS,
     ActNorm,
@@ -272,9 +273,24 @@ def test_state_round_trip_rebuilds_the_same_model() -> None:
     torch.testing.assert_close(copy.log_prob(x), flow.log_prob(x))
 
 
-def test_build_flow_rejects_unknown_kind() -> None:
+def test_build_flow_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="unknown flow kind"):
         build_flow("maf")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_layers"):
+        build_flow("realnvp", n_layers=0)
+
+
+def test_bench_reference_and_baseline_compute_the_same_thing() -> None:
+    """The benchmark compares like with like: the straight-line RealNVP has our flow's exact
+    log-density, and the per-row baseline our density grid."""
+    flow = _randomise(build_flow("realnvp", n_layers=4, hidden=16, seed=5), 0.2, seed=6)
+    ref = StraightRealNVP(4, 16, 2)
+    x = toy_data.sample("moons", 300, np.random.default_rng(0))
+    assert not torch.allclose(ref.log_prob(torch.from_numpy(x)), flow.log_prob(x))
+    ref.copy_from(flow)
+    torch.testing.assert_close(ref.log_prob(torch.from_numpy(x)), flow.log_prob(x))
+    np.testing.assert_allclose(density_by_rows(flow, res=40),
+                               flow.density_grid((-4.0, 4.0), (-4.0, 4.0), 40), rtol=1e-5)
 
 
 def test_train_job_reads_live_params_and_yields_frozen_snapshots() -> None:

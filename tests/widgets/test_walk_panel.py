@@ -154,3 +154,17 @@ def test_returns_passage_and_statistics_export(panel, qtbot, tmp_path):
     assert abs(table["var_axis1"][-1] - 400) < 25
     assert not panel.export_statistics(str(tmp_path / "missing" / "x.csv"))
     assert "does not exist" in panel.banner.text
+
+
+def test_path_animation_exports_as_gif(panel, qtbot, tmp_path):
+    from PIL import Image
+
+    from widgets.export import save_gif
+
+    run_to_end(panel, qtbot)
+    assert 2 <= len(panel.history) <= WalkPanel.history_length
+    frames = panel.animation_frames(size=(400, 300))
+    path = save_gif(frames, tmp_path / "paths.gif")
+    with Image.open(path) as im:
+        assert im.size == (400, 300)
+        assert im.n_frames == len(frames)
