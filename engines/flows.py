@@ -752,7 +752,8 @@ def flow_train_job(
     ``hidden``/``depth``/``seed`` on ``device`` (chosen by the caller, see
     ``engines/device.py``). Numpy data go to the flow's device inside ``log_prob``.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # training batches only: chunking can't change them
+    eval_rng = np.random.default_rng([seed, 1])  # evaluation and snapshot samples
     if flow is None:
         flow = build_flow(kind, n_layers, hidden, depth, seed=seed).to(device)
     p0 = params.get()
@@ -783,7 +784,7 @@ def flow_train_job(
             if elapsed >= chunk_s or (max_steps is not None and step >= max_steps):
                 break
         with torch.inference_mode():
-            fresh = toy_data.sample(dataset, eval_samples, rng)
+            fresh = toy_data.sample(dataset, eval_samples, eval_rng)
             nll = -float(flow.log_prob(torch.from_numpy(fresh)).mean())
         hist.append((step, nll))
         visual = n_snap % max(visual_every, 1) == 0
@@ -798,7 +799,7 @@ def flow_train_job(
             steps_per_s=len(losses) / max(elapsed, 1e-9),
             lr=lr,
             batch_size=int(p.get("batch_size", 256)),
-            samples=flow.sample(n_vis_samples, float(p.get("temperature", 1.0)), rng)
+            samples=flow.sample(n_vis_samples, float(p.get("temperature", 1.0)), eval_rng)
             if visual else None,
             density=flow.density_grid(extent[0], extent[1], grid_res) if visual else None,
             extent=extent,

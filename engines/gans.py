@@ -361,6 +361,8 @@ class GanTrainer:
             g["lr"] = lr_d
         bs = int(q["batch_size"])
         gan = self.gan
+        if kind != "wgan-gp":
+            self.last_gp = 0.0
         loss_d = torch.zeros(())
         for _ in range(max(int(q["n_critic"]), 1)):
             real = self._real(bs)
@@ -455,7 +457,7 @@ def gan_train_job(
             gan = GAN(latent_dim, hidden, depth).to(device)
     trainer = GanTrainer(gan, dataset, seed)
     mix = toy_data.mixture(dataset)
-    vis_rng = np.random.default_rng(seed + 1)
+    vis_rng = np.random.default_rng([seed, 1])
     z_vis = gan.latent(n_vis_samples, vis_rng)  # fixed codes: samples move, not flicker
     hist: deque[tuple[float, float, float]] = deque(maxlen=history_len)
     n_snap = 0
