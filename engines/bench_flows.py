@@ -136,7 +136,9 @@ def _row(name: str, value: float, unit: str, baseline: float, device: torch.devi
 def bench_flows(device: torch.device | str = "cpu", quick: bool = False) -> list[dict]:
     """Run the flow benchmarks (see module docstring); ``quick`` shortens every loop."""
     dev = torch.device(device)
-    steps, rounds, repeats = (60, 2, 3) if quick else (300, 3, 7)
+    # short interleaved rounds, best of each: a load burst from another process spoils one
+    # round, not the figure
+    steps, rounds, repeats = (40, 3, 3) if quick else (100, 5, 7)
     rng = np.random.default_rng(0)
     batches = [torch.from_numpy(toy_data.sample("8gaussians", 256, rng)).to(dev)
                for _ in range(steps)]

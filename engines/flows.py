@@ -761,12 +761,14 @@ def flow_train_job(
     if any(isinstance(m, ActNorm) and not bool(m.initialized) for m in flow.modules()):
         flow.data_init(init_batch)
     opt = fast_adam(flow.parameters(), lr=float(p0.get("lr", 1e-3)))
+    dev = next(flow.parameters()).device
     entropy = target_entropy(dataset)
     hist: deque[tuple[float, float]] = deque(maxlen=history_len)
     step, n_snap = 0, 0
     while max_steps is None or step < max_steps:
         t0 = time.perf_counter()
-        losses: list[float] = []
+        # summed as a tensor on the flow's device: no device sync per step
+        loss_sum, n_steps = torch.zeros((), device=dev), 0
         p: dict = {}
         while True:
             p = params.get()
@@ -778,7 +780,8 @@ def flow_train_job(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss.detach()))
+            loss_sum = loss_sum + loss.detach()
+            n_steps += 1
             step += 1
             elapsed = time.perf_counter() - t0
             if elapsed >= chunk_s or (max_steps is not None and step >= max_steps):
@@ -792,11 +795,11 @@ def flow_train_job(
         yield FlowSnapshot(
             step=step,
             nll=nll,
-            train_nll=float(np.mean(losses)),
+            train_nll=float(loss_sum) / n_steps,
             entropy=entropy,
             gap=None if entropy is None else nll - entropy,
             history=np.asarray(hist, dtype=np.float64).reshape(-1, 2),
-            steps_per_s=len(losses) / max(elapsed, 1e-9),
+            steps_per_s=n_steps / max(elapsed, 1e-9),
             lr=lr,
             batch_size=int(p.get("batch_size", 256)),
             samples=flow.sample(n_vis_samples, float(p.get("temperature", 1.0)), eval_rng)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from engines import toy_data
-from engines.flows import fast_adam
+from engines.flows import fast_adam, grid_points
 from engines.gmm import GaussianMixture
 from engines.jobs import ParamBox
 
@@ -183,17 +183,6 @@ def gradient_penalty(
 # ---------------------------------------------------------------------------------------
 
 
-def image_grid(
-    xlim: tuple[float, float], ylim: tuple[float, float], res: int
-) -> np.ndarray:
-    """``(res*res, 2)`` float32 pixel centres, image-oriented (row 0 = top edge
-    ``y = ylim[1]``), the project's convention for every density / heat-map array."""
-    xs = xlim[0] + (np.arange(res) + 0.5) * (xlim[1] - xlim[0]) / res
-    ys = ylim[1] - (np.arange(res) + 0.5) * (ylim[1] - ylim[0]) / res
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
-
-
 @torch.inference_mode()
 def critic_grid(
     gan: GAN,
@@ -210,7 +199,8 @@ def critic_grid(
     """
     _check_loss(kind)
     dev = next(gan.parameters()).device
-    out = gan.D(torch.from_numpy(image_grid(xlim, ylim, res)).to(dev))
+    _, _, pts = grid_points(xlim, ylim, res)  # image-oriented pixel centres, as everywhere
+    out = gan.D(torch.from_numpy(pts).to(dev))
     if kind in ("minimax", "nonsaturating"):
         out = torch.sigmoid(out)
     return out.float().cpu().numpy().reshape(res, res)

@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from engines import toy_data
+from engines.flows import grid_points
 from engines.gans import (
     GAN,
     GAN_LOSSES,
@@ -24,7 +25,6 @@ from engines.gans import (
     generator_manifold,
     generator_push,
     gradient_penalty,
-    image_grid,
     mode_coverage,
 )
 from engines.jobs import ParamBox
@@ -146,7 +146,7 @@ def test_critic_grid_is_image_oriented_and_matches_d() -> None:
     heat = critic_grid(gan, "nonsaturating", (-2.0, 2.0), (-1.0, 3.0), 9)
     assert heat.shape == (9, 9) and heat.dtype == np.float32
     assert heat.min() >= 0 and heat.max() <= 1
-    pts = image_grid((-2.0, 2.0), (-1.0, 3.0), 9)
+    _, _, pts = grid_points((-2.0, 2.0), (-1.0, 3.0), 9)
     assert pts[0].tolist() == pytest.approx([-2.0 + 2 / 9, 3.0 - 2 / 9])  # top-left centre
     with torch.no_grad():
         want = torch.sigmoid(gan.D(torch.from_numpy(pts))).numpy().reshape(9, 9)
