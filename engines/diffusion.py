@@ -448,9 +448,11 @@ def train_diffusion(
 
     ``final_lr`` (default ``lr / 10``) decays the learning rate by a cosine over the run:
     on toy data most of the sample quality comes from the low-lr tail (less noise in the
-    learned eps near t = 0). Measured on the 2-core CPU: 3x128 net, batch 256, 4000 steps in
-    ~6 s reaches sliced W2 ~0.08 vs a two-sample floor ~0.04 on 8gaussians (4000 samples,
-    DDIM 50 steps); see ``tests/engines/test_diffusion.py``.
+    learned eps near t = 0). Measured on the 2-core CPU (one thread): a 3x64 v-prediction net,
+    batch 256, lr 5e-3 -> 2.5e-4, 4000 steps in 4-9 s (idle / busy machine) reaches sliced W2
+    0.085-0.125 (3 seeds) on 8gaussians with DDIM-50 and 4000 samples, where two fresh
+    4000-point draws of the data differ by 0.06-0.07 (500 steps: 0.16-0.21). See
+    ``tests/engines/test_diffusion.py``.
     """
     sched = schedule or VPSchedule()
     src = data if isinstance(data, DataSource) else DataSource(data, rng=np.random.default_rng(seed))
@@ -569,6 +571,7 @@ def diffusion_train_job(
     time_dim: int = 32,
     conditional: bool = False,
     p_uncond: float = 0.1,
+    ema: float = 0.0,
     max_steps: int | None = None,
     preview_every: int = 500,
     preview_n: int = 1000,
@@ -582,7 +585,8 @@ def diffusion_train_job(
     Live parameters read from ``params`` at every chunk: ``lr`` (default 1e-3),
     ``batch_size`` (default 256), optionally ``max_steps``, ``preview_every``. Previews are
     ``preview_n`` DDIM samples (``preview_steps`` steps, from a fixed noise so successive
-    previews show the model changing, not the noise), with a numpy weight snapshot.
+    previews show the model changing, not the noise), with a numpy weight snapshot (of the
+    EMA weights when ``ema > 0``).
     """
     from engines import samplers  # local: samplers imports this module
 
@@ -595,12 +599,12 @@ def diffusion_train_job(
     if device is not None:
         net = net.to(device)
     dev = net.inp.weight.device
-    trainer = ChunkedTrainer(net, diffusion_batches(net, src, sched, p_uncond))
+    trainer = ChunkedTrainer(net, diffusion_batches(net, src, sched, p_uncond), ema=ema)
     gen = torch.Generator().manual_seed(seed + 1)
     noise = torch.randn(preview_n, 2, generator=gen).to(dev)
 
     def preview() -> tuple[np.ndarray, dict[str, float]]:
-        model = net_eps_model(net, sched)
+        model = net_eps_model(trainer.sampling_net, sched)
         return samplers.ddim(model, noise, sched, sched.time_grid(preview_steps)).samples, {}
 
     return run_train_job(

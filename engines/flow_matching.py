@@ -422,6 +422,7 @@ def fm_train_job(
     depth: int = 3,
     time_dim: int = 32,
     conditional: bool = False,
+    ema: float = 0.0,
     max_steps: int | None = None,
     preview_every: int = 500,
     preview_n: int = 1000,
@@ -445,12 +446,13 @@ def fm_train_job(
     if device is not None:
         net = net.to(device)
     dev = net.inp.weight.device
-    trainer = ChunkedTrainer(net, fm_batches(net, ps, coupling, t_sampling))
+    trainer = ChunkedTrainer(net, fm_batches(net, ps, coupling, t_sampling), ema=ema)
     start = pairs[0][:preview_n] if pairs is not None else ps.draw_source(preview_n)
     start_t = torch.from_numpy(np.array(start, dtype=np.float32)).to(dev)
 
     def preview() -> tuple[np.ndarray, dict[str, float]]:
-        end, s = _euler_with_straightness(net_velocity_model(net), start_t, preview_steps)
+        model = net_velocity_model(trainer.sampling_net)
+        end, s = _euler_with_straightness(model, start_t, preview_steps)
         return end, {"straightness": s}
 
     return run_train_job(

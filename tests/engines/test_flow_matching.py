@@ -174,3 +174,23 @@ def test_fm_training_job_with_ot_coupling() -> None:
     assert previews[-1].preview.shape == (100, 2)
     assert previews[-1].extra["straightness"] >= 0.0
     assert previews[-1].state is not None and previews[-1].config["prediction"] == "velocity"
+
+
+# ---------------------------------------------------------------------- speed (relative only)
+
+
+def test_fast_paths_beat_plain_torch() -> None:
+    """The absolute figures (10k x 100 steps <= 0.35 s is the target) come from
+    ``engines/bench_lab.py`` on an idle machine; under test load only relative checks are
+    robust, timed by CPU clock at one thread (time spent descheduled does not count).
+    Measured: fast sampling ~2x the naive loop's speed, training 1.3-1.5x the plain loop's
+    steps/s; the bounds leave room for cache interference from other processes."""
+    from engines.bench_lab import bench_lab
+
+    rows = {
+        r["name"]: r
+        for r in bench_lab(particles=5000, sample_steps=10, train_steps=80, rounds=2, clock="cpu")
+    }
+    assert rows["lab.sample_10k_x100"]["ratio"] < 0.8, rows["lab.sample_10k_x100"]
+    assert rows["lab.sample_10k_x100_bf16"]["value"] > 0.0
+    assert rows["lab.train_steps_per_s"]["ratio"] > 0.8, rows["lab.train_steps_per_s"]
