@@ -104,7 +104,23 @@ def run_gui(args: argparse.Namespace) -> int:
         settings.setValue("device", args.device)
     window = MainWindow(device, settings)
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    return _exit_after_jobs(code)
+
+
+def _exit_after_jobs(code: int) -> int:
+    """Let cancelled jobs finish their current step; exit hard if one never does.
+
+    Settings are saved and files written before this point, so a hard exit loses nothing,
+    while a normal exit with a thread inside torch would abort the process.
+    """
+    from widgets.runner import wait_for_jobs
+
+    if not wait_for_jobs(1.0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
@@ -143,9 +159,9 @@ def run_snapshot(args: argparse.Namespace) -> int:
         atomic_write(args.out, write)
     except ExportError as exc:
         print(f"playground snapshot: {exc}", file=sys.stderr)
-        return 1
+        return _exit_after_jobs(1)
     print(f"wrote {args.out} ({image.width()}x{image.height()}, panel {args.panel})")
-    return 0
+    return _exit_after_jobs(0)
 
 
 def run_bench(args: argparse.Namespace) -> int:

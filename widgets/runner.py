@@ -39,6 +39,21 @@ class JobState(str, Enum):
 
 
 _EMPTY = object()
+JOB_THREAD_NAME = "playground-job"
+
+
+def wait_for_jobs(timeout: float = 5.0) -> bool:
+    """Wait for cancelled job threads to finish their step in progress; True if all did.
+
+    A daemon thread still inside a torch kernel when the interpreter exits makes the C++
+    runtime abort ("terminate called without an active exception"), so the application
+    waits here before exiting, and exits hard (``os._exit``) only if a step never ends.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name == JOB_THREAD_NAME and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.name == JOB_THREAD_NAME and t.is_alive() for t in threading.enumerate())
 
 
 class _Run:
@@ -143,7 +158,7 @@ class JobRunner(QObject):
         job = as_job(job, total=total)
         self._total = total if total is not None else getattr(job, "total", None)
         run = _Run(job, self.params, paused)
-        thread = threading.Thread(target=self._work, args=(run,), name="playground-job", daemon=True)
+        thread = threading.Thread(target=self._work, args=(run,), name=JOB_THREAD_NAME, daemon=True)
         run.thread = thread
         self._run = run
         self._set_state(JobState.PAUSED if paused else JobState.RUNNING)
@@ -233,11 +248,16 @@ class JobRunner(QObject):
                 snap = run.job.step()
                 now = time.perf_counter()
                 with run.cond:
+                    if snap is None:
+                        # "Still working, nothing new" (e.g. waiting on a model load): not a
+                        # step, and a single-step request is still owed.
+                        if run.paused:
+                            run.credits += 1
+                        continue
                     run.steps += 1
                     run.step_times.append(now)
-                    if snap is not None:
-                        run.latest = snap
-                        run.latest_seq += 1
+                    run.latest = snap
+                    run.latest_seq += 1
         except StopIteration:
             run.outcome = JobState.FINISHED
         except BaseException as exc:

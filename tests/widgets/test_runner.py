@@ -142,3 +142,33 @@ def test_cancel_returns_quickly_and_leaves_no_thread(qtbot, runner):
         assert runner.cancel(timeout=2.0)
     assert time.perf_counter() - t0 < 1.0
     assert not any(t.name == "playground-job" for t in threading.enumerate())
+
+
+def test_none_means_still_working_not_a_step(qtbot, runner):
+    seen: list[int] = []
+    runner.snapshot.connect(seen.append)
+
+    def slow_start() -> Iterator[int | None]:
+        for _ in range(5):
+            time.sleep(0.005)
+            yield None  # e.g. a model still loading
+        i = 0
+        while True:
+            i += 1
+            time.sleep(0.002)
+            yield i
+
+    runner.start(slow_start(), paused=True)
+    runner.step_once()
+    qtbot.waitUntil(lambda: seen == [1], timeout=2000)
+    qtbot.wait(50)
+    assert runner.steps == 1 and seen == [1]  # the Nones neither counted nor used the step
+
+
+def test_wait_for_jobs_joins_cancelled_threads(qtbot, runner):
+    from widgets.runner import wait_for_jobs
+
+    runner.start(counting_job(sleep=0.3))
+    qtbot.wait(50)
+    runner.cancel(wait=False)
+    assert wait_for_jobs(2.0)
