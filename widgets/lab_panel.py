@@ -1,4 +1,4 @@
-"""The 2D Lab, part 1: exact forward marginals, exact fields and the exact ODE, on toy data.
+"""The 2D Lab: exact oracles on toy data, and learned models trained and sampled live.
 
 What the user does here: pick a data set (or draw one, or load an image or a point file),
 scrub t to watch the forward process blur the data into N(0, I) and back, switch on the
@@ -6,6 +6,12 @@ exact vector field and the target density, and press Play to watch a *perfect* m
 noise onto the data along the probability-flow ODE. Exact oracles exist only for Gaussian
 mixtures, which the panel says plainly for the other data sets; learned models come with
 the training views.
+
+The Model combo switches from the exact oracle to a model trained here: diffusion (DDPM),
+rectified flow, four normalizing flows, three GANs. Training runs in the panel's runner
+(``engines.lab_views.lab_train_job`` adapts each engine's job to one snapshot with a loss curve
+and a sliced-W2 quality curve); sampling, flow-layer views and fields run in their own runners
+so a slider drag re-samples while training continues, and only the newest request is drawn.
 
 All numbers come from ``engines`` (``engines.lab_views``, ``engines.toy_data``,
 ``engines.gmm``): this module only wires controls to them and draws. The ODE runs in the
@@ -29,9 +35,12 @@ from engines import toy_data
 from engines.gmm import GaussianMixture
 from engines.jobs import ParamBox
 from engines.lab_views import LabSnapshot
+from widgets.lab_controls import LearnedControls
+from widgets.lab_curves import CurvesView
 from widgets.panel import Panel
-from widgets.plots import ArrowFieldItem, DensityImageItem, TrajectoryItem
+from widgets.plots import ArrowFieldItem, DensityImageItem, HeatmapItem, PolylinesItem, TrajectoryItem
 from widgets.points import PointCloudItem
+from widgets.runner import JobRunner, JobState
 
 DRAW = "draw your own"
 IMAGE = "image as density"
@@ -59,6 +68,37 @@ NOTES: dict[str, str] = {
         "integrates dx/dt = v(x, t) (Euler) from t = 0 to 1."
     ),
 }
+MODEL_NOTES: dict[str, str] = {
+    "diffusion": (
+        "<b>Diffusion (DDPM), learned.</b> A network ε<sub>θ</sub>(x<sub>t</sub>, t) learns the "
+        "noise that was added: L = E<sub>t, x<sub>0</sub>, ε</sub> ‖ε − ε<sub>θ</sub>(√ᾱ<sub>t</sub> "
+        "x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, t)‖²; its minimiser is −√(1−ᾱ<sub>t</sub>) ∇log "
+        "p<sub>t</sub>. Samplers turn it into samples: DDPM/SDE add noise, DDIM η = 0, Euler, Heun "
+        "and DPM-Solver++ follow the probability-flow ODE. Blue: samples; paths: 64 of them."
+    ),
+    "rf": (
+        "<b>Rectified flow, learned.</b> A velocity v<sub>θ</sub>(x, t) regresses the straight "
+        "path from noise x<sub>0</sub> to data x<sub>1</sub>: L = E ‖(x<sub>1</sub> − x<sub>0</sub>) − "
+        "v<sub>θ</sub>((1−t) x<sub>0</sub> + t x<sub>1</sub>, t)‖² (flow matching). Sampling "
+        "integrates dx/dt = v<sub>θ</sub> from t = 0 to 1 (Euler or Heun)."
+    ),
+    "flow": (
+        "<b>Normalizing flow.</b> An invertible x = f(z), z ~ N(0, I), trained by exact maximum "
+        "likelihood through the change of variables: log p(x) = log N(f<sup>−1</sup>(x); 0, I) + "
+        "log |det ∂f<sup>−1</sup>/∂x|. Heat map: the model's exact log-density. Grid: the latent "
+        "grid after the first k layers; orange: the data pulled back to the same stage. The NLL "
+        "cannot go below the data's entropy (dashed)."
+    ),
+    "gan": (
+        "<b>GAN.</b> Generator G(z) against a discriminator D: min<sub>G</sub> max<sub>D</sub> "
+        "E log D(x) + E log(1 − D(G(z))) (vanilla; G minimises −log D(G(z)), the non-saturating "
+        "loss). WGAN: the Kantorovich–Rubinstein dual W₁ = sup<sub>‖f‖<sub>L</sub>≤1</sub> "
+        "E f(x) − E f(G(z)), with the critic kept Lipschitz by weight clipping or a gradient "
+        "penalty (GP). Heat map: D (or the critic); arrows: where D pushes each sample."
+    ),
+}
+NO_NAMED_DATA = ("<i>Flows and GANs here train on the named toy data sets (their engines draw "
+                 "fresh batches by name); pick one of those.</i>")
 NO_ORACLE = (
     "<i>Exact oracles (field, ODE) exist only for Gaussian mixtures (8gaussians, "
     "25gaussians); for this data set the t slider still shows the exact forward process. "
@@ -140,6 +180,28 @@ class LabPanel(Panel):
         self._strokes: list[np.ndarray] = []
         self._source = "8gaussians"  # what the current data came from, for messages
         self._combo_index = 0  # last data set actually loaded (reverted to on a failed import)
+        # Learned models: training runs in ``self.runner``; sampling and flow-layer views in a
+        # second runner so training continues while a slider drag re-samples; the NFE curve in
+        # a third so it does not cancel (or get cancelled by) those re-samples.
+        self.train_params = ParamBox(lr=2e-3, batch_size=256, temperature=1.0)
+        self.sample_runner = JobRunner(self)
+        self.sample_runner.snapshot.connect(self._on_view_snapshot)
+        self.sample_runner.failed.connect(self.show_error)
+        self.curve_runner = JobRunner(self)
+        self.curve_runner.snapshot.connect(self._on_nfe_snapshot)
+        self.curve_runner.failed.connect(self.show_error)
+        self.field_runner = JobRunner(self)
+        self.field_runner.snapshot.connect(self._on_field_snapshot)
+        self.field_runner.failed.connect(self.show_error)
+        self.runner.state_changed.connect(self._update_play_text)
+        self._model = "exact"
+        self._arch: tuple[int, int, bool] = (128, 3, False)  # what the current model was built with
+        self._train: lv.LabTrainSnapshot | None = None  # latest training frame
+        self._view: Any = None  # latest sampling / flow-layer result
+        self._resample_timer = QtCore.QTimer(self)
+        self._resample_timer.setSingleShot(True)
+        self._resample_timer.setInterval(30)  # coalesce a slider drag into few requests
+        self._resample_timer.timeout.connect(self.request_view)
 
         root = QtWidgets.QWidget()
         h = QtWidgets.QHBoxLayout(root)
@@ -151,10 +213,23 @@ class LabPanel(Panel):
 
     # ----------------------------------------------------------------- building
     def _build_controls(self) -> QtWidgets.QWidget:
+        outer = QtWidgets.QWidget()
+        col = QtWidgets.QVBoxLayout(outer)
+        col.setContentsMargins(0, 0, 4, 0)
         box = QtWidgets.QWidget()
-        box.setMaximumWidth(270)
         form = QtWidgets.QFormLayout(box)
-        form.setContentsMargins(0, 0, 4, 0)
+        form.setContentsMargins(0, 0, 0, 0)
+        self._form = form
+
+        self.model = QtWidgets.QComboBox()
+        for key, (label, _fam) in lv.MODELS.items():
+            self.model.addItem(label, key)
+        self.model.setToolTip(
+            "What carries noise to data: the exact oracle (mixtures), or a model you train here: "
+            "diffusion, rectified flow, a normalizing flow or a GAN. Switching stops the old "
+            "training and starts from the new model")
+        self.model.currentIndexChanged.connect(self._on_model_changed)
+        form.addRow("Model", self.model)
 
         self.dataset = QtWidgets.QComboBox()
         self.dataset.addItems(list(DATASET_CHOICES))
@@ -237,7 +312,37 @@ class LabPanel(Panel):
         self.source_label.setWordWrap(True)
         self.source_label.setToolTip("Where the current target samples come from")
         form.addRow(self.source_label)
-        return box
+        col.addWidget(box)
+
+        self.ctl = LearnedControls()
+        c = self.ctl
+        c.lr.valueChanged.connect(lambda v: self.train_params.update(lr=float(v)))
+        c.batch.valueChanged.connect(lambda v: self.train_params.update(batch_size=int(v)))
+        c.width.valueChanged.connect(self._on_arch_changed)
+        c.depth.valueChanged.connect(self._on_arch_changed)
+        c.conditional.toggled.connect(self._on_arch_changed)
+        for slider in (c.nfe, c.eta, c.guidance, c.layer, c.temperature):
+            slider.valueChanged.connect(self._on_view_control)
+        c.sampler.currentIndexChanged.connect(self._on_view_control)
+        c.sampler.currentIndexChanged.connect(lambda _i: self._update_sampler_controls())
+        c.exact.toggled.connect(self._on_view_control)
+        c.nfe_button.clicked.connect(self.request_nfe_curve)
+        c.field_t.valueChanged.connect(self._on_field_control)
+        c.show_field.toggled.connect(self._on_field_control)
+        for cb in (c.show_grid, c.show_latent, c.show_push, c.show_manifold, c.show_heat):
+            cb.toggled.connect(self._apply_toggles)
+        col.addWidget(c)
+        col.addStretch(1)
+        c.show_family("exact")
+
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(outer)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(300)
+        scroll.setMaximumWidth(320)
+        return scroll
 
     def _build_view(self) -> QtWidgets.QWidget:
         view = QtWidgets.QWidget()
@@ -263,6 +368,15 @@ class LabPanel(Panel):
         self.plot.addItem(self.cloud)
         self.field_item = ArrowFieldItem()
         self.plot.addItem(self.field_item)
+        self.heat_item = HeatmapItem()
+        self.plot.addItem(self.heat_item)
+        self.grid_item = PolylinesItem()
+        self.plot.addItem(self.grid_item)
+        self.latent_cloud = PointCloudItem(size=2.5)
+        self.latent_cloud.setColor((255, 150, 60), 200)
+        self.plot.addItem(self.latent_cloud)
+        self.push_item = ArrowFieldItem(color=(255, 90, 90, 200))
+        self.plot.addItem(self.push_item)
         self.stroke_item = pg.PlotCurveItem(pen=pg.mkPen((255, 120, 120), width=2))
         self.plot.addItem(self.stroke_item)
         self.title_item = pg.TextItem(anchor=(0, 0), color=(230, 230, 230))
@@ -273,7 +387,9 @@ class LabPanel(Panel):
         self.brush_filter.stroke_finished.connect(self.add_stroke)
         v.addWidget(self.plot, 1)
 
-        row = QtWidgets.QHBoxLayout()
+        self.t_row = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(self.t_row)
+        row.setContentsMargins(0, 0, 0, 0)
         self.t_left = QtWidgets.QLabel()
         self.t_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.t_slider.setRange(0, T_STEPS)
@@ -292,13 +408,31 @@ class LabPanel(Panel):
         row.addWidget(self.t_right)
         row.addSpacing(12)
         row.addWidget(self.t_value)
-        v.addLayout(row)
+        v.addWidget(self.t_row)
+        self.curves = CurvesView()
+        self.curves.setMaximumHeight(190)
+        self.curves.hide()
+        v.addWidget(self.curves)
         return view
 
     # ------------------------------------------------------------------ queries
     @property
     def process_key(self) -> str:
         return PROCESS_CHOICES[self.process.currentText()]
+
+    @property
+    def model_key(self) -> str:
+        """The chosen model's key in :data:`engines.lab_views.MODELS`."""
+        return str(self.model.currentData())
+
+    @property
+    def family(self) -> str:
+        """``exact``, ``diffusion``, ``rf``, ``flow`` or ``gan``."""
+        return lv.family(self.model_key)
+
+    @property
+    def is_learned(self) -> bool:
+        return self.family != "exact"
 
     @property
     def t(self) -> float:
@@ -359,6 +493,7 @@ class LabPanel(Panel):
             self._extent = CANVAS
             self._data_from_density(self._drawn_density(), self._drawing_source())
         self._combo_index = self.dataset.currentIndex()
+        self._clear_training()
         self.brush.setEnabled(name == DRAW)
         self.clear_button.setEnabled(name == DRAW)
         self.brush.setChecked(name == DRAW)
@@ -367,7 +502,12 @@ class LabPanel(Panel):
         self.show_forward()
 
     def _resample(self) -> None:
-        """New particle count or seed: redraw the same target with fresh samples."""
+        """New particle count or seed: redraw the same target with fresh samples.
+
+        With a trained model they only change its sampling: re-sample, keep the model."""
+        if self.is_learned and self._train is not None:
+            self.request_view()
+            return
         name = self.dataset.currentText()
         if name in (*toy_data.DATASETS, DRAW):
             self._load_dataset()
@@ -485,11 +625,15 @@ class LabPanel(Panel):
 
     # ------------------------------------------------------------------ views
     def _on_process_changed(self) -> None:
+        if self.is_learned:  # the process picks the exact view only
+            return
         self.runner.cancel(wait=False)
         self._refresh_text()
         self.show_forward()
 
     def _on_t_changed(self) -> None:
+        if self.is_learned:
+            return
         if self.runner.is_active:  # the user grabbed t: the ODE animation gives way
             self.runner.cancel(wait=False)
         self.show_forward()
@@ -501,7 +645,12 @@ class LabPanel(Panel):
         self.show_forward()
 
     def show_forward(self) -> None:
-        """Draw the exact forward marginal at the slider's t (no job: O(particles) work)."""
+        """Draw the exact forward marginal at the slider's t (no job: O(particles) work).
+
+        With a learned model selected: redraw its latest frame (or the bare target)."""
+        if self.is_learned:
+            self._draw_learned_idle()
+            return
         t = self.t
         pts = lv.forward_marginal(self.process_key, self._data, self._noise, t)
         snap = LabSnapshot(step=0, t=t, speed=self.params["speed"], points=pts,
@@ -520,11 +669,21 @@ class LabPanel(Panel):
 
     def _refresh_text(self) -> None:
         key = self.process_key
-        note = NOTES[key]
-        if self._gmm is None:
-            note += "<br>" + NO_ORACLE
+        fam = self.family
+        if fam == "exact":
+            note = NOTES[key]
+            if self._gmm is None:
+                note += "<br>" + NO_ORACLE
+        else:
+            note = MODEL_NOTES[fam]
+            if fam in ("flow", "gan") and not self._named_data():
+                note += "<br>" + NO_NAMED_DATA
         self.note.setText(note)
-        self.play_button.setEnabled(self._gmm is not None)
+        self.play_button.setEnabled(self._gmm is not None if fam == "exact" else
+                                    (fam in ("diffusion", "rf") or self._named_data()))
+        self.ctl.exact.setEnabled(self._gmm is not None)
+        self.ctl.conditional.setEnabled(self._named_data())
+        self._update_play_text()
         self.show_field.setEnabled(self._gmm is not None)
         self.source_label.setText(f"<small>{self._source}</small>")
         noise_at = "t = 1" if key == "vp" else "t = 0"
@@ -536,9 +695,19 @@ class LabPanel(Panel):
             f"Scrub t: the exact forward marginal p_t; data at {data_at}, N(0, I) at {noise_at}")
 
     def _apply_toggles(self) -> None:
+        fam, c = self.family, self.ctl
         self.density_item.setVisible(self.show_density.isChecked() and self._density is not None)
-        self.traj_item.setVisible(self.show_traj.isChecked())
-        self.field_item.setVisible(self.show_field.isChecked() and self._gmm is not None)
+        self.traj_item.setVisible(self.show_traj.isChecked() and fam in ("exact", "diffusion", "rf"))
+        self.field_item.setVisible(self.show_field.isChecked() and self._gmm is not None
+                                   and fam == "exact")
+        learned_field = fam in ("diffusion", "rf") and c.show_field.isChecked()
+        self.heat_item.setVisible((c.show_heat.isChecked() and fam in ("flow", "gan")) or learned_field)
+        if learned_field:
+            self.field_item.setVisible(True)
+        self.grid_item.setVisible((fam == "flow" and c.show_grid.isChecked())
+                                  or (fam == "gan" and c.show_manifold.isChecked()))
+        self.latent_cloud.setVisible(fam == "flow" and c.show_latent.isChecked())
+        self.push_item.setVisible(fam == "gan" and c.show_push.isChecked())
         if self.latest is not None:
             self.draw(self.latest)
 
@@ -546,8 +715,329 @@ class LabPanel(Panel):
         self.brush_filter.enabled = on
         self.plot.setMouseEnabled(x=not on, y=not on)
 
+    # ------------------------------------------------------------ learned models
+    def _named_data(self) -> bool:
+        return self.dataset.currentText() in toy_data.DATASETS
+
+    def confirm_reset(self, text: str) -> bool:
+        """Ask before throwing a trained model away. A method so tests can monkeypatch it."""
+        answer = QtWidgets.QMessageBox.question(self, "Start a new model?", text)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def _arch_now(self) -> tuple[int, int, bool]:
+        c = self.ctl
+        return c.width.value(), c.depth.value(), c.conditional.isChecked()
+
+    @property
+    def has_model(self) -> bool:
+        """A learned model exists (trained some steps, or its job is live)."""
+        return self.is_learned and (self._train is not None or self.runner.is_active)
+
+    def _set_arch_silently(self, arch: tuple[int, int, bool]) -> None:
+        c = self.ctl
+        for w in (c.width, c.depth, c.conditional):
+            w.blockSignals(True)
+        c.width.setValue(arch[0])
+        c.depth.setValue(arch[1])
+        c.conditional.setChecked(arch[2])
+        for w in (c.width, c.depth, c.conditional):
+            w.blockSignals(False)
+
+    def _on_arch_changed(self) -> None:
+        """Width, depth, conditioning define the network: ask before discarding a trained one."""
+        new = self._arch_now()
+        if new == self._arch:
+            return
+        if self.has_model:
+            if not self.confirm_reset(
+                    "Width, depth and class conditioning are the model's architecture: changing "
+                    "them starts a new model and discards this one's training. Go ahead?"):
+                self._set_arch_silently(self._arch)
+                return
+            was_running = self.runner.state == JobState.RUNNING
+            self._arch = new
+            self.reset()
+            if was_running:
+                self.start()
+            return
+        self._arch = new
+
+    def _on_model_changed(self) -> None:
+        """Stop whatever trains (its thread winds down alone) and set up the new model."""
+        old_learned = self.runner.is_active and isinstance(self.latest, lv.LabTrainSnapshot)
+        was_running = self.runner.state == JobState.RUNNING and old_learned
+        self.runner.cancel(wait=False)
+        self.history.clear()
+        self.latest = None
+        self.banner.hide()
+        fam = self.family
+        self.ctl.show_family(fam)
+        if fam != "exact":
+            w, d = lv.ARCH_DEFAULTS[fam]
+            self._set_arch_silently((w, d, self.ctl.conditional.isChecked()))
+            self.ctl.lr.setValue(lv.default_lr(self.model_key))
+        self._restrict_samplers(fam)
+        if fam == "flow":
+            k = lv.n_flow_layers(self.model_key)
+            with _signals_blocked(self.ctl.layer):
+                self.ctl.layer.setMaximum(k)
+                self.ctl.layer.setValue(k)
+            self.ctl.layer_label.setText(f"{k}/{k}")
+        self.t_row.setVisible(fam == "exact")
+        for w in (self.process, self.speed, self.show_field):  # the exact views' own controls
+            self._form.setRowVisible(w, fam == "exact")
+        self.curves.setVisible(fam != "exact")
+        self.curves.set_family(fam)
+        self._clear_training()
+        self._refresh_text()
+        self._apply_toggles()
+        self.show_forward()
+        if was_running and fam != "exact":
+            self.start()
+
+    def _restrict_samplers(self, fam: str) -> None:
+        """Rectified flow has only ODE solvers: grey out the diffusion samplers for it."""
+        combo = self.ctl.sampler
+        items = combo.model()
+        for i, key in enumerate(lv.SAMPLER_LABELS):
+            item = items.item(i)  # type: ignore[attr-defined]
+            if item is not None:
+                item.setEnabled(fam != "rf" or key in lv.RF_SAMPLERS)
+        if fam == "rf" and combo.currentData() not in lv.RF_SAMPLERS:
+            with _signals_blocked(combo):
+                combo.setCurrentIndex(list(lv.SAMPLER_LABELS).index("euler"))
+        self._update_sampler_controls()
+
+    def _update_sampler_controls(self) -> None:
+        self.ctl.eta.setEnabled(self.ctl.sampler.currentData() == "ddim")
+
+    def _clear_training(self) -> None:
+        """Forget the trained model and everything drawn from it."""
+        self._train = None
+        self._view = None
+        self._target = None
+        self._arch = self._arch_now()
+        self.sample_runner.cancel(wait=False)
+        self.curve_runner.cancel(wait=False)
+        self.field_runner.cancel(wait=False)
+        self._resample_timer.stop()
+        self.curves.clear()
+        self.heat_item.clearHeat()
+        self.grid_item.setLines(np.zeros(0), np.zeros(0), np.zeros(0, bool))
+        self.latent_cloud.setData(np.zeros((0, 2)))
+        self.push_item.setField(np.zeros((0, 2)), np.zeros((0, 2)))
+        self.traj_item.setPaths(np.zeros((0, 0, 2)))
+        self.ctl.coverage.setText("")
+        self.ctl.rate.setText("–")
+        self.ctl.sample_info.setText("")
+
+    def _update_play_text(self, *_: Any) -> None:
+        if self.family == "exact":
+            self.play_button.setText("▶ Play ODE")
+            self.play_button.setToolTip("Run the exact probability-flow ODE from noise to data (Space)")
+            return
+        state = self.runner.state
+        text = {JobState.RUNNING: "❚❚ Pause training", JobState.PAUSED: "▶ Resume training"}
+        self.play_button.setText(text.get(state, "▶ Train"))
+        self.play_button.setToolTip("Train the chosen model (Space); → single chunk, R resets")
+
+    def _target_sample(self) -> np.ndarray:
+        """1000 fixed target points: what sliced W2 compares samples against."""
+        if self._target is None:
+            name = self.dataset.currentText()
+            if name in toy_data.DATASETS:
+                self._target = toy_data.sample(name, 1000, self._rng(3))
+            else:
+                self._target = np.asarray(self._data[:1000], np.float32)
+        return self._target
+
+    def _make_train_job(self) -> Any | None:
+        fam = self.family
+        if fam in ("flow", "gan") and not self._named_data():
+            self.show_error("Flows and GANs train on the named toy data sets here; pick one of those.")
+            return None
+        if not self._named_data() and not len(self._data):
+            self.show_error("Nothing to train on yet: draw or load some data first.")
+            return None
+        self._clear_training()
+        data: str | np.ndarray = self.dataset.currentText() if self._named_data() else self._data
+        w, d, cond = self._arch_now()
+        c = self.ctl
+        self.train_params.update(lr=c.lr.value(), batch_size=c.batch.value(),
+                                 temperature=c.temperature.value() / 100)
+        return lv.lab_train_job(
+            self.model_key, self.train_params, data=data, target=self._target_sample(), width=w,
+            depth=d, conditional=cond and self._named_data() and fam in ("diffusion", "rf"),
+            seed=self.seed.value(), extent=self._extent, device=self.device)
+
+    def _draw_learned_idle(self) -> None:
+        if self._train is not None:
+            self._draw_training(self._train)
+            return
+        if isinstance(self._view, lv.LabSampleSnapshot):  # exact-model samples, no training yet
+            self._on_view_snapshot(self._view)
+            return
+        self.cloud.setData(np.zeros((0, 2)))
+        self.title_item.setHtml("<span style='color:#e6e6e6'>target density (orange) · press "
+                                "Train (Space) to fit the model</span>")
+        rect = self.plot.getPlotItem().vb.viewRect()
+        self.title_item.setPos(rect.left(), rect.bottom())
+
+    def _draw_training(self, s: lv.LabTrainSnapshot) -> None:
+        """One training frame: curves, samples and the family's own views."""
+        if s.model != self.model_key:
+            return
+        self._train = s
+        fam = lv.family(s.model)
+        c = self.ctl
+        self.curves.set_training(s.loss_steps, s.loss, s.loss_d, s.floor, s.quality_steps, s.quality)
+        q = f" · sliced W₂ {s.quality[-1]:.3f}" if len(s.quality) else ""
+        c.rate.setText(f"step {s.step:,} · {s.steps_per_s:,.0f} steps/s · lr {s.lr:.2g} · "
+                       f"batch {s.batch_size}{q}")
+        want_view = (s.fresh and s.state is not None and not self.sample_runner.is_active
+                     and s is self.latest)  # not while re-drawing history for a GIF
+        if want_view and c.show_field.isChecked() and not self.field_runner.is_active:
+            self.request_field()
+        c.guidance.setEnabled(bool(s.config and s.config.get("n_classes")))
+        if fam in ("diffusion", "rf"):
+            if not isinstance(self._view, lv.LabSampleSnapshot):
+                self.cloud.setData(s.samples)
+            if want_view:
+                self.request_view()
+        elif fam == "flow":
+            if s.heatmap is not None and s.extent is not None:
+                img, lo, hi = lv.heat_levels(s.heatmap, log=True)
+                self.heat_item.setHeat(img, s.extent, (lo, hi))
+            if not isinstance(self._view, lv.FlowLayerView):
+                self.cloud.setData(s.samples)
+            if want_view:
+                self.request_view()
+        else:
+            self.cloud.setData(s.samples)
+            if s.heatmap is not None and s.extent is not None:
+                img, lo, hi = lv.heat_levels(s.heatmap, log=False)
+                self.heat_item.setHeat(img, s.extent, (lo, hi))
+            if s.push is not None and s.push_points is not None and s.extent is not None:
+                cell = (s.extent[1] - s.extent[0]) / 20
+                self.push_item.setField(s.push_points, lv.arrow_display_vectors(s.push, cell))
+            if s.manifold is not None:
+                self.grid_item.setLines(*lv.polyline_arrays(lv.manifold_lines(s.manifold)))
+            if s.modes_hit is not None:
+                c.coverage.setText(f"Modes hit: <b>{s.modes_hit}/{s.n_modes}</b> · high-quality "
+                                   f"samples: <b>{100 * (s.high_quality or 0):.0f}%</b>")
+            else:
+                c.coverage.setText("<i>Mode coverage: mixture targets only</i>")
+        rect = self.plot.getPlotItem().vb.viewRect()
+        self.title_item.setPos(rect.left(), rect.bottom())
+        preview = f" · training preview: sliced W₂ {s.quality[-1]:.3f}" if len(s.quality) else ""
+        self.title_item.setHtml(f"<span style='color:#e6e6e6'>{lv.MODELS[s.model][0]} · step "
+                                f"{s.step:,}{preview}</span>")
+
+    def _on_view_control(self) -> None:
+        """A sampling or flow-view control moved: update labels, re-sample shortly."""
+        c = self.ctl
+        c.nfe_label.setText(str(c.nfe.value()))
+        c.eta_label.setText(f"{c.eta.value() / 100:.2f}")
+        c.guidance_label.setText(f"{c.guidance.value() / 10:.1f}")
+        c.layer_label.setText(f"{c.layer.value()}/{c.layer.maximum()}")
+        c.temperature_label.setText(f"{c.temperature.value() / 100:.2f}")
+        self.train_params.update(temperature=c.temperature.value() / 100)
+        self._resample_timer.start()
+
+    def _sampling_kwargs(self) -> dict[str, Any] | None:
+        fam, c, s = self.family, self.ctl, self._train
+        exact = c.exact.isChecked() and self._gmm is not None
+        if fam not in ("diffusion", "rf") or (not exact and (s is None or s.state is None)):
+            return None
+        return dict(config=None if s is None else s.config, state=None if s is None else s.state,
+                    gmm=self._gmm, exact=exact, sampler=str(c.sampler.currentData()),
+                    eta=c.eta.value() / 100, guidance=c.guidance.value() / 10,
+                    seed=self.seed.value())
+
+    def request_view(self) -> None:
+        """Re-sample (diffusion/RF) or rebuild the flow's layer view in the sampling worker.
+
+        Starting a job there cancels the one before it, and the runner never delivers an old
+        run's result: dragging a slider only ever draws the newest request.
+        """
+        self._resample_timer.stop()
+        fam, c, s = self.family, self.ctl, self._train
+        job: Any = None
+        if fam in ("diffusion", "rf"):
+            kw = self._sampling_kwargs()
+            if kw is not None:
+                job = lv.sample_job(fam, nfe=c.nfe.value(), n=self.particles.value(),
+                                    target=self._target_sample(), **kw)
+        elif fam == "flow" and s is not None and s.state is not None and s.config is not None:
+            job = lv.flow_view_job(s.config, s.state, c.layer.value(), data=self._target_sample(),
+                                   temperature=c.temperature.value() / 100,
+                                   n=min(self.particles.value(), 4000), seed=self.seed.value())
+        if job is not None:
+            self.sample_runner.start(job)
+
+    def _on_field_control(self) -> None:
+        self.ctl.field_t_label.setText(f"{self.ctl.field_t.value() / 100:.2f}")
+        self._apply_toggles()
+        if not self.ctl.show_field.isChecked():
+            self.field_item.setField(np.zeros((0, 2)), np.zeros((0, 2)))
+            self.heat_item.clearHeat()
+            return
+        self.request_field()
+
+    def request_field(self) -> None:
+        """The learned field at the chosen t (and |learned − exact|), in its own worker."""
+        s = self._train
+        if self.family not in ("diffusion", "rf") or s is None or s.state is None:
+            return
+        self.field_runner.start(lv.field_job(
+            self.family, config=s.config, state=s.state, gmm=self._gmm,
+            t=self.ctl.field_t.value() / 100, extent=self._extent))
+
+    def _on_field_snapshot(self, view: lv.FieldView) -> None:
+        if self.family not in ("diffusion", "rf") or not self.ctl.show_field.isChecked():
+            return
+        xmin, xmax, ymin, ymax = view.extent
+        cell = min(xmax - xmin, ymax - ymin) / 21
+        self.field_item.setField(view.origins, lv.arrow_display_vectors(view.learned, cell))
+        if view.diff is not None:
+            img, _, hi = lv.heat_levels(view.diff, log=False)
+            self.heat_item.setHeat(img, view.extent, (0.0, hi))
+
+    def request_nfe_curve(self) -> None:
+        """Sliced W2 against NFE for the chosen sampler, in its own worker."""
+        kw = self._sampling_kwargs()
+        if kw is None:
+            self.show_error("Train the model first (or tick 'Exact model' on a mixture).")
+            return
+        self.curves.set_nfe(np.zeros(0), np.zeros(0))
+        self.curve_runner.start(lv.nfe_curve_job(self.family, target=self._target_sample(), **kw))
+
+    def _on_nfe_snapshot(self, curve: lv.NfeCurve) -> None:
+        self.curves.set_nfe(curve.nfe, curve.swd)
+
+    def _on_view_snapshot(self, snap: Any) -> None:
+        self._view = snap
+        c = self.ctl
+        if isinstance(snap, lv.LabSampleSnapshot) and self.family in ("diffusion", "rf"):
+            self.cloud.setData(snap.samples)
+            self.traj_item.setPaths(snap.trajectories)
+            which = "exact model" if snap.exact else "learned model"
+            swd = f" · sliced W₂ {snap.swd:.3f}" if snap.swd is not None else ""
+            c.sample_info.setText(f"{which}: {lv.SAMPLER_LABELS[snap.sampler]}, NFE {snap.nfe}{swd}")
+        elif isinstance(snap, lv.FlowLayerView) and self.family == "flow":
+            self.grid_item.setLines(*lv.polyline_arrays(snap.grid))
+            self.cloud.setData(snap.base)
+            self.latent_cloud.setData(snap.data_latent)
+            c.layer_label.setText(f"{snap.k}/{snap.n_layers}")
+            rect = self.plot.getPlotItem().vb.viewRect()
+            self.title_item.setPos(rect.left(), rect.bottom())
+            self.title_item.setHtml(f"<span style='color:#e6e6e6'>after {snap.k} of {snap.n_layers} "
+                                    f"layers (last: {snap.label})</span>")
+
     # ---------------------------------------------------------------- Panel API
     def make_job(self) -> Any | None:
+        if self.is_learned:
+            return self._make_train_job()
         if self._gmm is None or not len(self._noise):
             return None
         with _signals_blocked(self.t_slider):
@@ -555,13 +1045,16 @@ class LabPanel(Panel):
         return lv.ode_job(self._gmm, self.process_key, self._noise, self.params)
 
     def job_params(self) -> ParamBox:
-        return self.params
+        return self.train_params if self.is_learned else self.params
 
-    def draw(self, snapshot: LabSnapshot) -> None:
+    def draw(self, snapshot: Any) -> None:
+        if isinstance(snapshot, lv.LabTrainSnapshot):
+            self._draw_training(snapshot)
+            return
         self.cloud.setData(snapshot.points)
         if self.traj_item.isVisible():
             self.traj_item.setPaths(snapshot.trajectories)
-        if self.field_item.isVisible() and self._gmm is not None:
+        if self.field_item.isVisible() and self._gmm is not None and not self.is_learned:
             (xmin, xmax), (ymin, ymax) = self.plot.getPlotItem().vb.viewRange()
             n = 21
             origins = lv.grid_points((xmin, xmax, ymin, ymax), n)
@@ -587,14 +1080,24 @@ class LabPanel(Panel):
 
     def reset(self) -> None:
         super().reset()
+        self._clear_training()
         self.show_forward()
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        ok = self.sample_runner.shutdown(timeout)
+        ok = self.curve_runner.shutdown(timeout) and ok
+        ok = self.field_runner.shutdown(timeout) and ok
+        return super().shutdown(timeout) and ok
 
     def start_demo(self) -> None:
         self.show_field.setChecked(False)
         self.start()
 
     def demo_ready(self) -> bool:
-        """Screenshot the end of the trip: the samples and their paths."""
+        """Screenshot the end of the trip: the samples and their paths (a learned model:
+        once it has drawn a few training frames)."""
+        if self.is_learned:
+            return len(self.history) >= self.demo_frames or not self.runner.is_active
         return not self.runner.is_active
 
     def save_state(self) -> dict[str, Any]:
@@ -608,6 +1111,25 @@ class LabPanel(Panel):
             "trajectories": self.show_traj.isChecked(),
             "field": self.show_field.isChecked(),
             "density": self.show_density.isChecked(),
+            "model": self.model_key,
+            "lr": self.ctl.lr.value(),
+            "batch": self.ctl.batch.value(),
+            "width": self.ctl.width.value(),
+            "depth": self.ctl.depth.value(),
+            "conditional": self.ctl.conditional.isChecked(),
+            "sampler": str(self.ctl.sampler.currentData()),
+            "nfe": self.ctl.nfe.value(),
+            "eta": self.ctl.eta.value(),
+            "guidance": self.ctl.guidance.value(),
+            "exact_model": self.ctl.exact.isChecked(),
+            "temperature": self.ctl.temperature.value(),
+            "heatmap": self.ctl.show_heat.isChecked(),
+            "warped_grid": self.ctl.show_grid.isChecked(),
+            "pulled_back": self.ctl.show_latent.isChecked(),
+            "gan_arrows": self.ctl.show_push.isChecked(),
+            "gan_manifold": self.ctl.show_manifold.isChecked(),
+            "learned_field": self.ctl.show_field.isChecked(),
+            "field_t": self.ctl.field_t.value(),
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -629,10 +1151,31 @@ class LabPanel(Panel):
             w.blockSignals(was)
         if get("speed", int) is not None:
             self.speed.setValue(state["speed"])
+        c = self.ctl
         for key, cb in (("trajectories", self.show_traj), ("field", self.show_field),
-                        ("density", self.show_density)):
+                        ("density", self.show_density), ("exact_model", c.exact),
+                        ("heatmap", c.show_heat), ("warped_grid", c.show_grid),
+                        ("pulled_back", c.show_latent), ("gan_arrows", c.show_push),
+                        ("gan_manifold", c.show_manifold), ("learned_field", c.show_field)):
             if get(key, bool) is not None:
                 cb.setChecked(state[key])
+        model = get("model", str)
+        if model in lv.MODELS:
+            self.model.setCurrentIndex(list(lv.MODELS).index(model))  # sets defaults, then:
+        for key, spin in (("batch", c.batch), ("nfe", c.nfe), ("eta", c.eta),
+                          ("guidance", c.guidance), ("temperature", c.temperature),
+                          ("field_t", c.field_t)):
+            if get(key, int) is not None:
+                spin.setValue(state[key])
+        lr = state.get("lr")
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+            c.lr.setValue(float(lr))
+        sampler = get("sampler", str)
+        if sampler in lv.SAMPLER_LABELS:
+            c.sampler.setCurrentIndex(list(lv.SAMPLER_LABELS).index(sampler))
+        width, depth, cond = get("width", int), get("depth", int), get("conditional", bool)
+        self._set_arch_silently((width or c.width.value(), depth or c.depth.value(),
+                                 c.conditional.isChecked() if cond is None else cond))
         self._load_dataset()
 
 

@@ -106,3 +106,55 @@ class TrajectoryItem(pg.ItemGroup):
     @property
     def n_paths(self) -> int:
         return self._n_paths if self.isVisible() else 0
+
+
+class HeatmapItem(pg.ImageItem):
+    """A scalar field (model log-density, critic value) under a colour map, behind the points.
+
+    Takes image-oriented arrays (row 0 = top) with explicit levels, ready from
+    ``engines.lab_views.heat_levels``; created once, updated with :meth:`setHeat`.
+    """
+
+    def __init__(self, cmap: str = "viridis", opacity: float = 0.75) -> None:
+        super().__init__(axisOrder="row-major")
+        self.setLookupTable(pg.colormap.get(cmap).getLookupTable(0.0, 1.0, 256))
+        self.setOpacity(opacity)
+        self.setZValue(-20)
+        self._has_data = False
+
+    def setHeat(self, values: np.ndarray, extent: Sequence[float], levels: tuple[float, float]) -> None:
+        img = np.asarray(values, dtype=np.float32)
+        self.setImage(np.ascontiguousarray(img[::-1]), autoLevels=False, levels=levels)
+        xmin, xmax, ymin, ymax = (float(v) for v in extent)
+        self.setRect(QtCore.QRectF(xmin, ymin, xmax - xmin, ymax - ymin))
+        self._has_data = True
+
+    def clearHeat(self) -> None:
+        self.clear()
+        self._has_data = False
+
+    @property
+    def has_data(self) -> bool:
+        return self._has_data and self.isVisible()
+
+
+class PolylinesItem(pg.PlotCurveItem):
+    """Many polylines (a warped grid, a generator manifold) as one curve with a connect mask."""
+
+    def __init__(self, color: tuple[int, int, int, int] = (120, 220, 255, 150), width: float = 1.0) -> None:
+        pen = pg.mkPen(color=color, width=width)
+        pen.setCosmetic(True)
+        super().__init__(pen=pen, antialias=False)
+        self._n = 0
+
+    def setLines(self, x: np.ndarray, y: np.ndarray, connect: np.ndarray) -> None:
+        """``x, y, connect`` as ``engines.lab_views.polyline_arrays`` returns them."""
+        self._n = int(np.count_nonzero(~np.asarray(connect, bool))) if len(x) else 0
+        if len(x):
+            self.setData(np.asarray(x), np.asarray(y), connect=np.asarray(connect, bool))
+        else:
+            self.setData([], [])
+
+    @property
+    def n_lines(self) -> int:
+        return self._n if self.isVisible() else 0

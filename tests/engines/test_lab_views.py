@@ -79,3 +79,119 @@ def test_ode_job_speed_is_live(gmm):
     box.update(speed=4.0)
     b = next(job)
     assert b.t - a.t == pytest.approx(0.04) and b.speed == 4.0
+
+
+# ---------------------------------------------------------------------- learned-model adapters
+__import__("torch").set_num_threads(1)  # the machine is shared: keep tests to one core
+
+
+def test_model_table_and_defaults():
+    assert lv.family("exact") == "exact" and lv.family("glow") == "flow" and lv.family("wgan") == "gan"
+    with pytest.raises(ValueError):
+        lv.family("vae")
+    assert lv.default_lr("wgan") == pytest.approx(5e-4)
+    assert lv.n_flow_layers("realnvp") == 8 and lv.n_flow_layers("glow") == 24
+
+
+def test_gan_params_map_the_one_lr():
+    box = ParamBox(lr=3e-4, batch_size=64)
+    p = lv._GanParams(box, "wgan-gp").get()
+    assert p["loss"] == "wgan-gp" and p["lr_g"] == p["lr_d"] == pytest.approx(3e-4)
+    assert p["n_critic"] == 5 and p["batch_size"] == 64
+    box.update(lr=1e-4)
+    assert lv._GanParams(box, "nonsaturating").get()["lr_d"] == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("model", ["rf", "nice", "gan"])
+def test_train_job_uniform_snapshots(model):
+    target = toy_data.sample("8gaussians", 500, np.random.default_rng(4))
+    job = lv.lab_train_job(model, ParamBox(lr=lv.default_lr(model), batch_size=128), data="8gaussians",
+                           target=target, width=16, depth=1, extent=toy_data.bounds("8gaussians"),
+                           max_steps=40, quality_every_s=0.0, quality_n=300)
+    snaps = list(job)
+    last = snaps[-1]
+    assert last.step == 40 and last.model == model
+    assert len(last.loss) == len(last.loss_steps) == len(snaps)
+    assert len(last.quality) >= 1 and np.all(last.quality > 0)
+    assert last.samples.shape[1] == 2 and last.points is last.samples
+    if model == "nice":
+        assert last.floor == pytest.approx(toy_data.true_entropy("8gaussians"), abs=0.05)
+        assert last.heatmap is not None and last.state is not None
+    if model == "gan":
+        assert last.loss_d is not None and last.modes_hit is not None and last.n_modes == 8
+        assert last.push is not None and last.manifold is not None
+
+
+def test_flows_and_gans_need_named_data():
+    with pytest.raises(ValueError, match="named"):
+        next(lv.lab_train_job("realnvp", ParamBox(), data=np.zeros((10, 2)), target=np.zeros((10, 2))))
+
+
+def test_exact_sampling_and_nfe_curve(gmm):
+    target = toy_data.sample("8gaussians", 1000, np.random.default_rng(5), equal_counts=True)
+    few = lv.lab_sample("diffusion", config=None, state=None, gmm=gmm, exact=True, sampler="ddim",
+                        nfe=1, n=1000, target=target)
+    many = lv.lab_sample("diffusion", config=None, state=None, gmm=gmm, exact=True, sampler="heun",
+                         nfe=40, n=1000, target=target)
+    assert many.nfe == 39 and many.trajectories.shape == (21, 64, 2)  # Heun: 2 steps - 1
+    assert many.swd < 0.3 < few.swd  # a perfect model still needs steps
+    rf = lv.lab_sample("rf", config=None, state=None, gmm=gmm, exact=True, sampler="ddpm", nfe=30,
+                       n=1000, target=target)
+    assert rf.sampler == "euler" and rf.swd < 0.35
+    with pytest.raises(ValueError, match="train"):
+        lv.lab_sample("rf", config=None, state=None)
+    curves = list(lv.nfe_curve_job("rf", target=target, config=None, state=None, gmm=gmm, exact=True,
+                                   sampler="euler", nfes=(1, 4, 16), n=500))
+    assert len(curves) == 3 and curves[-1].done and list(curves[-1].nfe) == [1, 4, 16]
+    assert curves[-1].swd[-1] < curves[-1].swd[0]
+
+
+def test_flow_layer_view_ends():
+    from engines.flows import build_flow
+
+    flow = build_flow("realnvp", 4, 8, 1, seed=1)
+    with __import__("torch").no_grad():
+        for prm in flow.parameters():
+            prm.add_(0.05)  # not the identity any more
+    data = toy_data.sample("8gaussians", 200, np.random.default_rng(6))
+    v0 = lv.flow_layer_view(flow.config, flow.state_numpy(), 0, data=data, n=200)
+    np.testing.assert_allclose(v0.grid, lv.latent_grid(), atol=1e-6)  # k = 0: the latent itself
+    assert v0.label.startswith("base") and v0.n_layers == 4
+    v4 = lv.flow_layer_view(flow.config, flow.state_numpy(), 99, data=data, n=200)
+    assert v4.k == 4 and not np.allclose(v4.grid, v0.grid)
+    np.testing.assert_allclose(v4.data_latent, data, atol=1e-5)  # k = K: the data, unmoved
+
+
+def test_drawing_helpers():
+    img, lo, hi = lv.heat_levels(np.array([[1.0, 1e-9], [0.5, 0.0]]), log=True, span=5.0)
+    assert hi == pytest.approx(0.0) and lo == pytest.approx(-5.0) and img.min() == pytest.approx(-5.0)
+    raw, lo, hi = lv.heat_levels(np.linspace(-1, 1, 100).reshape(10, 10), log=False)
+    assert lo < hi and raw.dtype == np.float32
+    x, _, connect = lv.polyline_arrays(lv.latent_grid(lines=3, points=5))
+    assert len(x) == 30 and (~connect).sum() == 6
+    assert lv.manifold_lines(np.zeros((5, 5, 2))).shape == (10, 5, 2)  # rows and columns
+    assert lv.manifold_lines(np.zeros((1, 5, 2))).shape == (1, 5, 2)  # a 1-D latent: one line
+
+
+def test_conditional_model_guidance_and_field(gmm):
+    target = toy_data.sample("8gaussians", 300, np.random.default_rng(7))
+    last = list(lv.lab_train_job("ddpm", ParamBox(lr=2e-3, batch_size=128), data="8gaussians",
+                                 target=target, width=16, depth=2, conditional=True,
+                                 max_steps=30, quality_n=300))[-1]
+    assert last.config["n_classes"] == 8 and last.state is not None
+    kw = dict(config=last.config, state=last.state, sampler="euler", nfe=5, n=400, seed=3)
+    plain = lv.lab_sample("diffusion", guidance=1.0, **kw)
+    guided = lv.lab_sample("diffusion", guidance=5.0, **kw)
+    assert not np.allclose(plain.samples, guided.samples)  # CFG changes the samples
+    view = lv.field_view("diffusion", config=last.config, state=last.state, gmm=gmm, t=0.5,
+                         extent=(-4, 4, -4, 4), n=11, res=16)
+    assert view.learned.shape == view.exact.shape == (121, 2) and view.diff.shape == (16, 16)
+    assert np.all(np.isfinite(view.diff)) and view.diff.max() > 0
+
+
+def test_rf_trains_on_drawn_points():
+    pts = np.random.default_rng(8).normal((1.5, -1.0), 0.2, size=(400, 2)).astype(np.float32)
+    last = list(lv.lab_train_job("rf", ParamBox(lr=3e-3, batch_size=128), data=pts, target=pts,
+                                 width=16, depth=2, max_steps=300, quality_n=400))[-1]
+    out = lv.lab_sample("rf", config=last.config, state=last.state, nfe=20, n=400, target=pts)
+    assert np.linalg.norm(out.samples.mean(0) - (1.5, -1.0)) < 0.5
