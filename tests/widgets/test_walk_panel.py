@@ -161,8 +161,11 @@ def test_path_animation_exports_as_gif(panel, qtbot, tmp_path):
 
     from widgets.export import save_gif
 
-    run_to_end(panel, qtbot)
-    assert 2 <= len(panel.history) <= WalkPanel.history_length
+    panel.start(paused=True)
+    for k in range(1, 6):  # five single steps: five snapshots, whatever the machine's speed
+        panel.runner.step_once()
+        qtbot.waitUntil(lambda k=k: len(panel.history) == k, timeout=10_000)
+    assert len(panel.history) <= WalkPanel.history_length
     frames = panel.animation_frames(size=(400, 300))
     path = save_gif(frames, tmp_path / "paths.gif")
     with Image.open(path) as im:
