@@ -12,7 +12,8 @@ def test_auto_and_cpu():
     expected = "cuda" if torch.cuda.is_available() else dev.type
     assert dev.type == expected
     assert choose_device("cpu") == torch.device("cpu")
-    assert describe_device(torch.device("cpu")) == f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    assert describe_device(torch.device("cpu")) == f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
 def test_unknown_and_unavailable_devices_raise():
@@ -38,3 +39,18 @@ def test_as_job_wraps_generators():
     assert [job.step(), job.step()] == [1, 2]
     with pytest.raises(StopIteration):
         job.step()
+
+
+def test_configure_threads_leaves_a_core_and_honours_the_override(monkeypatch):
+    import os
+
+    from engines.device import configure_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("PLAYGROUND_TORCH_THREADS", raising=False)
+        assert configure_threads() == max(1, (os.cpu_count() or 1) - 1) == torch.get_num_threads()
+        monkeypatch.setenv("PLAYGROUND_TORCH_THREADS", "3")
+        assert configure_threads() == 3 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
