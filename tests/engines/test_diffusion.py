@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 
 import numpy as np
@@ -27,16 +26,6 @@ from engines.diffusion import (
 )
 from engines.jobs import ParamBox
 from engines.nets import ChunkedTrainer, FastMLP, TimeMLP, TrainSnapshot, net_from_state
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Two OpenMP threads per process thrash on a shared 2-core box; one is faster there.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 # ---------------------------------------------------------------------- schedules
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -12,16 +10,6 @@ from engines import flow_matching as FM
 from engines import metrics, toy_data
 from engines.gmm import GaussianMixture, rf_velocity
 from engines.jobs import ParamBox
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Two OpenMP threads per process thrash on a shared 2-core box; one is faster there.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 GAUSS = GaussianMixture(
     np.array([1.0]), np.array([[2.0, -1.0]]), np.array([[[0.5, 0.2], [0.2, 0.3]]])

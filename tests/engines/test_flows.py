@@ -8,7 +8,7 @@ and the trained NLL with the target's own entropy.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -35,14 +35,6 @@ from engines.jobs import ParamBox
 
 TRUE_ENTROPY_8G = 2.8319  # reference.md, FFJORD scale, by quadrature
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Small-tensor torch ops are much slower with 2 intra-op threads on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _randomise(module: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:

@@ -3,8 +3,6 @@ end-to-end mode-coverage run on 8 gaussians."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -28,15 +26,6 @@ from engines.gans import (
     mode_coverage,
 )
 from engines.jobs import ParamBox
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Small-tensor torch ops are much slower with 2 intra-op threads on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _gan(latent_dim: int = 2, seed: int = 0, dtype: torch.dtype = torch.float32) -> GAN:

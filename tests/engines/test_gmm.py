@@ -7,7 +7,6 @@ noised density, Monte Carlo over the forward process, or an elementwise closed f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,15 +16,6 @@ from scipy.stats import multivariate_normal
 from engines import toy_data
 from engines.gmm import GaussianMixture, rf_velocity, vp_eps, vp_score, vp_x0
 from engines.metrics import sliced_wasserstein
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Small-tensor torch ops are ~30x slower with 2 intra-op threads on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture

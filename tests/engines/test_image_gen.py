@@ -28,15 +28,6 @@ from engines.image_model import ASSET_DIR, WEIGHT_FILES, BundledModel, default_c
 RES = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: on a busy 2-core machine two threads spin against each other (10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _control() -> np.ndarray:
     c = np.zeros((RES, RES), np.uint8)
     c[4:12, 4] = c[4:12, 11] = c[4, 4:12] = c[11, 4:12] = 255

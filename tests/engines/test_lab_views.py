@@ -82,7 +82,6 @@ def test_ode_job_speed_is_live(gmm):
 
 
 # ---------------------------------------------------------------------- learned-model adapters
-__import__("torch").set_num_threads(1)  # the machine is shared: keep tests to one core
 
 
 def test_model_table_and_defaults():

@@ -7,8 +7,6 @@ hard-coded figure.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -19,15 +17,6 @@ from engines.diffusion import VPSchedule, oracle_classifier_grad, oracle_eps_mod
 
 N = 2000  # particles per SWD check
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # On a shared 2-core box, two OpenMP threads per process spin against other jobs and
-    # make small oracle ops 20x slower; one thread is both faster and steadier here.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

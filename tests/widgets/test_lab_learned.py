@@ -10,13 +10,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-import torch
 
 from engines import lab_views as lv
 from widgets.lab_panel import LabPanel
 from widgets.runner import JobState
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture
