@@ -161,10 +161,12 @@ def test_path_animation_exports_as_gif(panel, qtbot, tmp_path):
 
     from widgets.export import save_gif
 
+    panel.steps.setValue(20_000)
+    panel.speed.setValue(1)  # ~1 ms of work per snapshot: far more snapshots than we take
     panel.start(paused=True)
     for k in range(1, 6):  # five single steps: five snapshots, whatever the machine's speed
         panel.runner.step_once()
-        qtbot.waitUntil(lambda k=k: len(panel.history) == k, timeout=10_000)
+        qtbot.waitUntil(lambda k=k: len(panel.history) >= k, timeout=10_000)
     assert len(panel.history) <= WalkPanel.history_length
     frames = panel.animation_frames(size=(400, 300))
     path = save_gif(frames, tmp_path / "paths.gif")
