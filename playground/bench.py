@@ -179,6 +179,7 @@ for _name, _module, _func, _desc in (
     ("walk", "engines.walk", "bench_walk", "random-walk fast path vs naive numpy; peak memory"),
     ("lab", "engines.bench_lab", "bench_lab", "2D Lab sampling and training speed vs plain torch"),
     ("flows", "engines.bench_flows", "bench_flows", "flow training speed and density heatmap"),
+    ("image", "engines.bench_image", "bench_image", "20-step generation vs the diffusers loop, same weights"),
 ):
     if _available(_module):
         BENCHMARKS.append(Benchmark(_name, _desc, _engine_group(_module, _func)))
