@@ -269,7 +269,10 @@ def _sd_folders(root: Path) -> tuple[Path, Path]:
         }
         (tok_dir / "vocab.json").write_text(json.dumps(vocab))
         (tok_dir / "merges.txt").write_text("#version: 0.2\n")
-        CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt")).save_pretrained(
+        tokenizer = CLIPTokenizer(
+            str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77
+        )
+        tokenizer.save_pretrained(
             sd / "tokenizer"
         )
     except ImportError:  # no transformers: placeholders so the folder looks complete
