@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             prompt=scene.prompt, seed=k, steps=args.steps, cfg_scale=args.cfg, scheduler=args.scheduler
         )
         on = _final(gen, scene.control, base)
-        off = _final(gen, scene.control, GenerationParams(**{**base.__dict__, "control_scale": 0.0}))
+        off = _final(gen, scene.control, replace(base, control_scale=0.0))
         f1_on.append(edge_f1(edges_of(on), scene.control))
         f1_off.append(edge_f1(edges_of(off), scene.control))
         f1_real.append(edge_f1(edges_of(scene.image), scene.control))
@@ -113,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         swapped = _final(
             gen,
             scene.control,
-            GenerationParams(
-                **{**base.__dict__, "prompt": scene.prompt.replace(f"a {scene.colour} ", f"a {other} ", 1)}
-            ),
+            replace(base, prompt=scene.prompt.replace(f"a {scene.colour} ", f"a {other} ", 1)),
         )
         if scene.mask.sum() < 4:
             continue

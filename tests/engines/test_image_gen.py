@@ -272,9 +272,7 @@ def _sd_folders(root: Path) -> tuple[Path, Path]:
         tokenizer = CLIPTokenizer(
             str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77
         )
-        tokenizer.save_pretrained(
-            sd / "tokenizer"
-        )
+        tokenizer.save_pretrained(sd / "tokenizer")
     except ImportError:  # no transformers: placeholders so the folder looks complete
         (sd / "text_encoder").mkdir(parents=True)
         (sd / "text_encoder" / "config.json").write_text("{}")
