@@ -84,7 +84,11 @@ def format_exception(exc: BaseException) -> str:
         last = frames[-1]
         where = f" (in {last.name}, {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
     text = str(exc) or exc.__class__.__name__
-    return f"{exc.__class__.__name__}: {text}{where}"
+    message = f"{exc.__class__.__name__}: {text}{where}"
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        message = ("Out of memory: try a smaller batch, fewer particles or walkers, or the CPU device. "
+                   "Nothing was lost; the app is ready for the next run. (" + message + ")")
+    return message
 
 
 class JobRunner(QObject):

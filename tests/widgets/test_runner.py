@@ -172,3 +172,16 @@ def test_wait_for_jobs_joins_cancelled_threads(qtbot, runner):
     qtbot.wait(50)
     runner.cancel(wait=False)
     assert wait_for_jobs(2.0)
+
+
+def test_out_of_memory_gets_a_plain_message(qtbot, runner):
+    def hungry() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with qtbot.waitSignal(runner.failed, timeout=3000) as blocker:
+        runner.start(hungry())
+    assert blocker.args[0].startswith("Out of memory: try a smaller batch")
+    assert "Tried to allocate 20.00 GiB" in blocker.args[0]
+    with qtbot.waitSignal(runner.finished, timeout=3000):
+        runner.start(counting_job(limit=2))
