@@ -27,7 +27,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from engines.demo import cosine_alpha_bar
 from engines.gmm import GaussianMixture, rf_velocity, vp_score, vp_x0
 from engines.jobs import ParamBox
 
@@ -96,6 +95,13 @@ class LabSnapshot:
 def _check_process(process: str) -> None:
     if process not in PROCESSES:
         raise ValueError(f"unknown process {process!r}; choose one of {PROCESSES}")
+
+
+def cosine_alpha_bar(t: float, s: float = 0.008) -> float:
+    """Nichol & Dhariwal's cosine schedule, normalised so ab(0) = 1 and reaching 0 at t = 1."""
+    f = math.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
+    return min(1.0, max(0.0, f / f0))
 
 
 def alpha_bar(t: float) -> float:

@@ -6,7 +6,6 @@ Kept small (narrow nets, a few hundred steps, one torch thread): the machine is 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -14,25 +13,6 @@ import pytest
 from engines import lab_views as lv
 from widgets.lab_panel import LabPanel
 from widgets.runner import JobState
-
-
-@pytest.fixture
-def make_lab(qtbot) -> Iterator[Callable[[], LabPanel]]:
-    made: list[LabPanel] = []
-
-    def make() -> LabPanel:
-        panel = LabPanel()
-        qtbot.addWidget(panel)
-        panel.resize(1000, 800)
-        panel.show()
-        qtbot.waitExposed(panel)
-        made.append(panel)
-        return panel
-
-    yield make
-    for panel in made:
-        assert panel.shutdown(3.0)
-    assert not [t for t in threading.enumerate() if t.name == "playground-job" and t.is_alive()]
 
 
 def choose(panel: LabPanel, model: str) -> None:

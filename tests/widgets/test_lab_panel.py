@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +11,8 @@ from PySide6 import QtCore
 from engines import lab_views as lv
 from engines import toy_data
 from engines.metrics import sliced_wasserstein
-from widgets.lab_panel import DRAW, IMPORT, LabPanel
+from widgets.lab_panel import DRAW, IMPORT
 from widgets.runner import JobState
-
-
-@pytest.fixture
-def make_lab(qtbot) -> Iterator[Callable[[], LabPanel]]:
-    made: list[LabPanel] = []
-
-    def make() -> LabPanel:
-        panel = LabPanel()
-        qtbot.addWidget(panel)
-        panel.resize(900, 650)
-        panel.show()
-        qtbot.waitExposed(panel)
-        made.append(panel)
-        return panel
-
-    yield make
-    for panel in made:
-        assert panel.shutdown(2.0)
-    assert not [t for t in threading.enumerate() if t.name == "playground-job" and t.is_alive()]
 
 
 def test_t_slider_scrubs_exact_marginal(make_lab):
