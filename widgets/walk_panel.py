@@ -53,6 +53,20 @@ NOTES: dict[str, str] = {
 WALKER_CHOICES = (1_000, 10_000, 100_000, 1_000_000)
 
 
+def _dots(
+    plot: Any, color: tuple[int, int, int], symbol: str = "o", size: int = 4, name: str | None = None
+) -> Any:
+    """A markers-only curve: how every empirical statistic is drawn (theory is a line)."""
+    return plot.plot(pen=None, symbol=symbol, symbolSize=size, symbolBrush=color, symbolPen=None, name=name)
+
+
+def _loglog(plot: Any, xlabel: str) -> None:
+    """Waiting-time laws have power-law tails: draw them on log–log axes."""
+    plot.setLogMode(x=True, y=True)
+    plot.setLabel("bottom", xlabel)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+
+
 def _pen(color: tuple[int, int, int], width: float = 2.0, dash: bool = False) -> Any:
     pen = pg.mkPen(color=color, width=width)
     if dash:
@@ -256,9 +270,7 @@ class WalkPanel(Panel):
             stepMode="center", fillLevel=0, brush=(*EMPIRICAL, 110), pen=_pen(EMPIRICAL, 1), name="simulation"
         )
         self.hist_plot.addItem(self.hist_bars)
-        self.hist_exact = self.hist_plot.plot(
-            pen=None, symbol="o", symbolSize=5, symbolBrush=EXACT, symbolPen=None, name="exact law"
-        )
+        self.hist_exact = _dots(self.hist_plot, EXACT, size=5, name="exact law")
         self.hist_limit = self.hist_plot.plot(pen=_pen(LIMIT, 2), name="Gaussian limit")
         # Moments
         mom = pg.GraphicsLayoutWidget()
@@ -302,36 +314,22 @@ class WalkPanel(Panel):
         self.ret_plot.addItem(self.polya_line)
         ret.nextRow()
         self.first_plot = ret.addPlot(title="First-return time law f_k (log–log)")
-        self.first_plot.setLogMode(x=True, y=True)
-        self.first_plot.setLabel("bottom", "k")
-        self.first_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.first_curve = self.first_plot.plot(
-            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None
-        )
+        _loglog(self.first_plot, "k")
+        self.first_curve = _dots(self.first_plot, EMPIRICAL)
         self.first_exact = self.first_plot.plot(pen=_pen(EXACT, 2))
         self.u_plot = ret.addPlot(title="P(S_2n = start) vs C(2n, n)/4ⁿ (log–log)")
-        self.u_plot.setLogMode(x=True, y=True)
-        self.u_plot.setLabel("bottom", "2n")
-        self.u_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.u_curve = self.u_plot.plot(
-            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None
-        )
+        _loglog(self.u_plot, "2n")
+        self.u_curve = _dots(self.u_plot, EMPIRICAL)
         self.u_exact = self.u_plot.plot(pen=_pen(EXACT, 2))
         # Passage
         self.pass_plot = self._plot("First-passage time T_a", "n", "P(T_a = n)")
-        self.pass_plot.setLogMode(x=True, y=True)
-        self.pass_curve = self.pass_plot.plot(
-            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None, name="simulation"
-        )
+        _loglog(self.pass_plot, "n")
+        self.pass_curve = _dots(self.pass_plot, EMPIRICAL, name="simulation")
         self.pass_exact = self.pass_plot.plot(pen=_pen(EXACT, 2), name="(a/n) P(S_n = a)")
         # Arcsine
         self.arc_plot = self._plot("Arcsine laws", "x = k/n", "probability")
-        self.arc_pos = self.arc_plot.plot(
-            pen=None, symbol="o", symbolSize=4, symbolBrush=EMPIRICAL, symbolPen=None, name="time positive"
-        )
-        self.arc_last = self.arc_plot.plot(
-            pen=None, symbol="t", symbolSize=5, symbolBrush=LIMIT, symbolPen=None, name="last visit to 0"
-        )
+        self.arc_pos = _dots(self.arc_plot, EMPIRICAL, name="time positive")
+        self.arc_last = _dots(self.arc_plot, LIMIT, symbol="t", size=5, name="last visit to 0")
         self.arc_exact = self.arc_plot.plot(pen=_pen(EXACT, 2), name="u₂ₖ u₂ₙ₋₂ₖ")
         self.arc_density = self.arc_plot.plot(pen=_pen((220, 220, 220), 1, dash=True), name="1/(π√(x(1−x)))")
         # Occupancy / ruin
