@@ -107,6 +107,9 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None, interval_ms: int = 16) -> None:
         super().__init__(parent)
         self._run: _Run | None = None
+        # Runs replaced by ``start`` finish their step in progress on their own; shutdown
+        # still waits for them, so "shut down" means none of this runner's threads is alive.
+        self._retired: list[threading.Thread] = []
         self._state = JobState.IDLE
         self._total: int | None = None
         self._timer = QTimer(self)
@@ -157,6 +160,9 @@ class JobRunner(QObject):
               total: int | None = None) -> None:
         """Cancel whatever runs, then run ``job`` (a ``Job`` or a generator)."""
         self.cancel(wait=False)
+        if self._run is not None and self._run.thread is not None:
+            self._retired = [t for t in self._retired if t.is_alive()]
+            self._retired.append(self._run.thread)
         if params is not None:
             self.params = params
         job = as_job(job, total=total)
@@ -232,9 +238,16 @@ class JobRunner(QObject):
         return not alive
 
     def shutdown(self, timeout: float = 2.0) -> bool:
+        """Cancel the job and wait (up to ``timeout`` in all) for every thread this runner
+        started, including runs that a newer ``start`` replaced."""
+        deadline = time.monotonic() + timeout
         ok = self.cancel(wait=True, timeout=timeout)
         self._timer.stop()
-        return ok
+        for thread in self._retired:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._retired = [t for t in self._retired if t.is_alive()]
+        return ok and not self._retired
 
     # ------------------------------------------------------------------ worker
     @staticmethod

@@ -185,3 +185,16 @@ def test_out_of_memory_gets_a_plain_message(qtbot, runner):
     assert "Tried to allocate 20.00 GiB" in blocker.args[0]
     with qtbot.waitSignal(runner.finished, timeout=3000):
         runner.start(counting_job(limit=2))
+
+
+def test_shutdown_waits_for_replaced_runs(qtbot, runner):
+    """A drag restarts a job many times; each old run finishes its step alone, but after
+    ``shutdown`` none of them may still be alive (a torch kernel at exit aborts the app)."""
+    for _ in range(2):
+        runner.start(counting_job(sleep=0.6))
+        qtbot.wait(30)  # each run is inside its 0.6 s step when the next one replaces it
+    runner.start(counting_job(sleep=0.01))  # the current run stops at once
+    threads = [t for t in threading.enumerate() if t.name == "playground-job" and t.is_alive()]
+    assert len(threads) >= 2
+    assert runner.shutdown(2.0)
+    assert not any(t.is_alive() for t in threads)
