@@ -30,10 +30,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from engines import toy_data
 from engines.gmm import GaussianMixture, vp_eps, vp_score
 from engines.jobs import ParamBox
 from engines.nets import ChunkedTrainer, FastMLP, TimeMLP, TrainSnapshot, run_train_job
+from engines.toy_data import DataSource  # re-exported: it lived here first
 
 __all__ = [
     "PREDICTIONS",
@@ -42,6 +42,7 @@ __all__ = [
     "GradFn",
     "Prediction",
     "VPSchedule",
+    "classifier_batches",
     "classifier_grad",
     "convert_prediction",
     "diffusion_batches",
@@ -321,47 +322,6 @@ def net_eps_model(
     return model
 
 
-# ====================================================================== data
-
-
-class DataSource:
-    """Training data: a toy data set name, or a fixed point set (drawn/imported by the user).
-
-    ``draw(n)`` returns float32 points (n, 2) and int64 labels (n,) (all zeros when a point
-    set came without labels), from the source's own numpy generator so runs are reproducible.
-    """
-
-    def __init__(
-        self,
-        data: str | np.ndarray,
-        labels: np.ndarray | None = None,
-        rng: np.random.Generator | None = None,
-    ) -> None:
-        self.rng = rng if rng is not None else np.random.default_rng(0)
-        if isinstance(data, str):
-            toy_data.n_classes(data)  # validates the name
-            self.name: str | None = data
-            self.points: np.ndarray | None = None
-            self.labels: np.ndarray | None = None
-            self.n_classes = toy_data.n_classes(data)
-        else:
-            pts = np.asarray(data, dtype=np.float32)
-            if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
-                raise ValueError(f"point data must be a non-empty (n, 2) array, got {pts.shape}")
-            self.name = None
-            self.points = pts
-            lab = np.zeros(pts.shape[0], np.int64) if labels is None else np.asarray(labels)
-            self.labels = lab.astype(np.int64)
-            self.n_classes = int(self.labels.max()) + 1
-
-    def draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.name is not None:
-            return toy_data.sample_labelled(self.name, n, self.rng)
-        assert self.points is not None and self.labels is not None
-        idx = self.rng.integers(0, self.points.shape[0], size=n)
-        return self.points[idx], self.labels[idx]
-
-
 # ====================================================================== training
 
 
@@ -514,22 +474,33 @@ def train_classifier(
     """
     sched = schedule or VPSchedule()
     src = data if isinstance(data, DataSource) else DataSource(data, rng=np.random.default_rng(seed))
+    trainer = ChunkedTrainer(clf, classifier_batches(clf, src, sched), lr=lr, loss="ce")
+    return _run_cosine(trainer, steps, batch_size, lr, None, chunk)
+
+
+def classifier_batches(
+    clf: TimeMLP, source: DataSource, schedule: VPSchedule, t_min: float = 1e-3
+) -> Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Batch builder for a noise-aware classifier: ``(feats(x_t, t), class ids)``.
+
+    ``t ~ U(t_min, 1)`` over the whole forward process, like the denoiser's batches, since
+    guidance asks for ``grad log p(y | x_t)`` at every noise level the sampler visits.
+    """
     dev = clf.inp.weight.device
 
     def make(k: int, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         n = k * b
-        x0, lab = src.draw(n)
-        t = src.rng.uniform(1e-3, 1.0, size=n)
-        ab = sched.alpha_bar(t)[:, None]
-        xt = np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * src.rng.standard_normal((n, 2))
+        x0, lab = source.draw(n)
+        t = source.rng.uniform(t_min, 1.0, size=n)
+        ab = schedule.alpha_bar(t)[:, None]
+        xt = np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * source.rng.standard_normal((n, 2))
         feats = clf.input_features(
             torch.from_numpy(xt.astype(np.float32)).to(dev),
             torch.from_numpy(t.astype(np.float32)).to(dev),
         )
         return feats.reshape(k, b, -1), torch.from_numpy(lab).to(dev).reshape(k, b), None
 
-    trainer = ChunkedTrainer(clf, make, lr=lr, loss="ce")
-    return _run_cosine(trainer, steps, batch_size, lr, None, chunk)
+    return make
 
 
 def classifier_grad(clf: TimeMLP) -> GradFn:

@@ -722,7 +722,7 @@ def flow_train_job(
     params: ParamBox,
     flow: Flow | None = None,
     *,
-    dataset: str = "8gaussians",
+    dataset: str | np.ndarray = "8gaussians",
     kind: FlowKind = "realnvp",
     n_layers: int = 8,
     hidden: int = 32,
@@ -751,18 +751,27 @@ def flow_train_job(
     data-initialised if needed); otherwise one is built from ``kind``/``n_layers``/
     ``hidden``/``depth``/``seed`` on ``device`` (chosen by the caller, see
     ``engines/device.py``). Numpy data go to the flow's device inside ``log_prob``.
+
+    ``dataset`` is a toy data set name or a user's (n, 2) point set (drawn or imported):
+    batches, the ActNorm initialisation batch and the evaluation points are then rows of it
+    resampled with replacement (:class:`engines.toy_data.DataSource`). The NLL of a point set
+    is measured on its own rows -- the only data there is -- so it is a training-set figure,
+    and ``entropy`` is ``None`` (an empirical set has no known density floor).
     """
     rng = np.random.default_rng(seed)  # training batches only: chunking can't change them
     eval_rng = np.random.default_rng([seed, 1])  # evaluation and snapshot samples
+    # Named sets draw exactly as toy_data.sample(dataset, n, rng) did: same seed, same run.
+    train_src = toy_data.DataSource(dataset, rng=rng)
+    eval_src = toy_data.DataSource(dataset, rng=eval_rng)
     if flow is None:
         flow = build_flow(kind, n_layers, hidden, depth, seed=seed).to(device)
     p0 = params.get()
-    init_batch = toy_data.sample(dataset, max(int(p0.get("batch_size", 256)), 512), rng)
+    init_batch = train_src.draw(max(int(p0.get("batch_size", 256)), 512))[0]
     if any(isinstance(m, ActNorm) and not bool(m.initialized) for m in flow.modules()):
         flow.data_init(init_batch)
     opt = fast_adam(flow.parameters(), lr=float(p0.get("lr", 1e-3)))
     dev = next(flow.parameters()).device
-    entropy = target_entropy(dataset)
+    entropy = target_entropy(dataset) if isinstance(dataset, str) else None
     hist: deque[tuple[float, float]] = deque(maxlen=history_len)
     step, n_snap = 0, 0
     while max_steps is None or step < max_steps:
@@ -775,7 +784,7 @@ def flow_train_job(
             lr = float(p.get("lr", 1e-3))
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = torch.from_numpy(toy_data.sample(dataset, int(p.get("batch_size", 256)), rng))
+            batch = torch.from_numpy(train_src.draw(int(p.get("batch_size", 256)))[0])
             loss = -flow.log_prob(batch).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -787,7 +796,7 @@ def flow_train_job(
             if elapsed >= chunk_s or (max_steps is not None and step >= max_steps):
                 break
         with torch.inference_mode():
-            fresh = toy_data.sample(dataset, eval_samples, eval_rng)
+            fresh = eval_src.draw(eval_samples)[0]
             nll = -float(flow.log_prob(torch.from_numpy(fresh)).mean())
         hist.append((step, nll))
         visual = n_snap % max(visual_every, 1) == 0

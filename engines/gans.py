@@ -318,12 +318,17 @@ class GanTrainer:
     Optimizers are rebuilt when the loss changes (a new objective: old Adam moments would
     point the wrong way, and clipped WGAN wants RMSprop); learning-rate changes are written
     into the existing optimizers so they keep their moments.
+
+    ``dataset`` is a toy data set name or a user's (n, 2) point set, whose rows are resampled
+    for every real batch (:class:`engines.toy_data.DataSource`).
     """
 
-    def __init__(self, gan: GAN, dataset: str = "8gaussians", seed: int = 0) -> None:
+    def __init__(self, gan: GAN, dataset: str | np.ndarray = "8gaussians", seed: int = 0) -> None:
         self.gan = gan
         self.dataset = dataset
         self.rng = np.random.default_rng(seed)
+        # shares self.rng (real batches and latents interleave as before: same seed, same run)
+        self.source = toy_data.DataSource(dataset, rng=self.rng)
         self.torch_gen = torch.Generator().manual_seed(seed)
         self.kind: str | None = None
         self.opt_g: torch.optim.Optimizer | None = None
@@ -333,7 +338,7 @@ class GanTrainer:
 
     def _real(self, n: int) -> Tensor:
         dev = next(self.gan.parameters()).device
-        return torch.from_numpy(toy_data.sample(self.dataset, n, self.rng)).to(dev)
+        return torch.from_numpy(self.source.draw(n)[0]).to(dev)
 
     def step(self, p: dict) -> tuple[float, float]:
         """One generator update; returns ``(loss_g, loss_d)`` (loss_d of the last D step,
@@ -417,7 +422,7 @@ def gan_train_job(
     params: ParamBox,
     gan: GAN | None = None,
     *,
-    dataset: str = "8gaussians",
+    dataset: str | np.ndarray = "8gaussians",
     latent_dim: int = 2,
     hidden: int = 64,
     depth: int = 2,
@@ -440,13 +445,17 @@ def gan_train_job(
     Architecture (``latent_dim``, ``hidden``, ``depth``) is fixed for the run; a new GAN
     is built on ``device`` unless ``gan`` is passed (then trained in place on its own).
     ``step`` counts generator steps; stops after ``max_steps`` if given.
+
+    ``dataset``: a toy data set name or a user's (n, 2) point set (rows resampled). Mode
+    coverage is reported only for the named mixtures (8gaussians, 25gaussians), the only
+    targets whose modes are known exactly.
     """
     if gan is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             gan = GAN(latent_dim, hidden, depth).to(device)
     trainer = GanTrainer(gan, dataset, seed)
-    mix = toy_data.mixture(dataset)
+    mix = toy_data.mixture(dataset) if isinstance(dataset, str) else None
     vis_rng = np.random.default_rng([seed, 1])
     z_vis = gan.latent(n_vis_samples, vis_rng)  # fixed codes: samples move, not flicker
     hist: deque[tuple[float, float, float]] = deque(maxlen=history_len)

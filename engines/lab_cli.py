@@ -12,6 +12,10 @@ panel does, so a figure printed here is the figure the panel would show:
 * ``oracle=True`` replaces the trained diffusion / RF model by the exact Gaussian-mixture
   oracle (:func:`engines.gmm.vp_eps`, :func:`engines.gmm.rf_velocity`), so what is left
   is the sampler's own error.
+* ``points`` (``--data-in``) trains any model on a user's (n, 2) point set instead of a named
+  toy set: batches and the scoring draws are its rows resampled with replacement
+  (:class:`engines.toy_data.DataSource`), as in the Lab panel. The scores then compare the
+  model with the point set itself (there is no density to draw fresh samples from).
 
 Why one shared initial noise: every model starts from ``N(0, I)`` draws of a torch generator
 seeded with ``seed`` alone (the diffusion / RF sampler's ``x_T`` / ``x_0``, the flow's latent,
@@ -47,6 +51,7 @@ __all__ = [
     "DIFFUSION_SAMPLERS",
     "FLOW_MODELS",
     "GAN_MODELS",
+    "GAN_VANILLA_LOSSES",
     "MODELS",
     "RF_SAMPLERS",
     "LabConfig",
@@ -67,8 +72,11 @@ DIFFUSION_SAMPLERS: dict[str, str] = {
 }
 #: Rectified flow integrates an ODE: Euler (1 evaluation per step) or Heun (2 per step).
 RF_SAMPLERS: tuple[str, ...] = ("euler", "heun")
-#: CLI GAN names -> the loss of :mod:`engines.gans` (``gan`` is the non-saturating GAN).
+#: CLI GAN names -> the default loss of :mod:`engines.gans` (``gan``: non-saturating, or
+#: minimax with ``gan_loss``; the WGANs' loss is what makes them WGANs, so it is fixed).
 _GAN_LOSS: dict[str, str] = {"gan": "nonsaturating", "wgan": "wgan", "wgan-gp": "wgan-gp"}
+#: The generator losses ``--gan-loss`` may pick for ``--model gan``.
+GAN_VANILLA_LOSSES: tuple[str, ...] = ("nonsaturating", "minimax")
 #: What ``loss`` measures, per model family: losses of different objectives are not comparable
 #: (a v-prediction MSE on 8gaussians sits near 2.7 even for a good model).
 _LOSS_KIND: dict[str, str] = {
@@ -95,10 +103,17 @@ class LabInputError(ValueError):
 
 @dataclass
 class LabConfig:
-    """One ``playground lab`` run. ``None`` means "the model's default" (see :func:`resolve`)."""
+    """One ``playground lab`` run. ``None`` means "the model's default" (see :func:`resolve`).
+
+    The training data is either ``data`` (a toy data set name) or ``points`` (a user's (n, 2)
+    point set; ``data_in`` names where it came from, for the report). GAN settings
+    (``gan_loss``, ``lr_g``, ``lr_d``, ``n_critic``, ``latent_dim``) apply to GAN models only;
+    :func:`resolve` fills them from :data:`engines.gans.GAN_PRESETS` (``gan_loss`` resolves
+    to the engine loss actually used, e.g. ``"wgan-gp"`` for ``--model wgan-gp``).
+    """
 
     model: str
-    data: str
+    data: str | None = None
     train_steps: int | None = None
     sampler: str | None = None
     nfe: int | None = None
@@ -112,6 +127,13 @@ class LabConfig:
     width: int = 64
     depth: int = 3
     batch_size: int = 256
+    points: np.ndarray | None = None
+    data_in: str | None = None
+    gan_loss: str | None = None
+    lr_g: float | None = None
+    lr_d: float | None = None
+    n_critic: int | None = None
+    latent_dim: int | None = None
 
 
 @dataclass
@@ -137,7 +159,19 @@ def resolve(cfg: LabConfig) -> LabConfig:
     """
     if cfg.model not in MODELS:
         raise LabInputError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
-    if cfg.data not in toy_data.DATASETS:
+    if cfg.points is not None:
+        if cfg.data is not None:
+            raise LabInputError("give --data NAME or --data-in FILE, not both")
+        pts = np.asarray(cfg.points)
+        if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0 or not np.all(np.isfinite(pts)):
+            raise LabInputError(f"--data-in needs a non-empty, finite (n, 2) point set, got {pts.shape}")
+        for flag, given in (("--oracle", cfg.oracle), ("--guidance", cfg.guidance is not None)):
+            if given:
+                raise LabInputError(f"{flag} needs a named data set ({flag[2:]} uses its "
+                                    "mixture/classes); a --data-in point set has neither")
+    elif cfg.data is None:
+        raise LabInputError("give --data NAME (a toy data set) or --data-in FILE (a point set)")
+    elif cfg.data not in toy_data.DATASETS:
         raise LabInputError(f"unknown data set {cfg.data!r}; choose one of {', '.join(toy_data.DATASETS)}")
     if cfg.seed < 0:
         raise LabInputError(f"--seed must be >= 0, got {cfg.seed}")
@@ -157,7 +191,9 @@ def resolve(cfg: LabConfig) -> LabConfig:
                                     "generates in one network pass)")
     if cfg.reflow and cfg.model != "rf":
         raise LabInputError("--reflow applies to --model rf only")
+    _check_gan_options(cfg)
     if cfg.oracle:
+        assert cfg.data is not None
         if toy_data.mixture(cfg.data) is None:
             raise LabInputError(f"--oracle needs a Gaussian-mixture data set (8gaussians, 25gaussians), "
                                 f"not {cfg.data!r}: only those have an exact score")
@@ -193,7 +229,55 @@ def resolve(cfg: LabConfig) -> LabConfig:
         if out.sampler == "heun" and out.nfe < 2 and cfg.model == "rf":
             raise LabInputError("rf's Heun sampler needs --nfe >= 2 (two evaluations per step)")
     out.train_steps = 0 if cfg.oracle else cfg.train_steps
+    if cfg.model in GAN_MODELS:
+        from engines.gans import GAN_PRESETS
+
+        out.gan_loss = cfg.gan_loss or _GAN_LOSS[cfg.model]
+        preset = GAN_PRESETS[out.gan_loss]
+        out.lr_g = float(cfg.lr_g if cfg.lr_g is not None else preset["lr_g"])
+        out.lr_d = float(cfg.lr_d if cfg.lr_d is not None else preset["lr_d"])
+        out.n_critic = int(cfg.n_critic if cfg.n_critic is not None else preset["n_critic"])
+        out.latent_dim = int(cfg.latent_dim if cfg.latent_dim is not None else 2)
     return out
+
+
+def _check_gan_options(cfg: LabConfig) -> None:
+    """GAN flags: GAN models only, ``--gan-loss`` for ``--model gan`` only, sane values."""
+    flags = (("--gan-loss", cfg.gan_loss), ("--lr-g", cfg.lr_g), ("--lr-d", cfg.lr_d),
+             ("--n-critic", cfg.n_critic), ("--latent-dim", cfg.latent_dim))
+    if cfg.model not in GAN_MODELS:
+        for flag, value in flags:
+            if value is not None:
+                raise LabInputError(f"{flag} applies to the GAN models ({', '.join(GAN_MODELS)}) only")
+        return
+    if cfg.gan_loss is not None:
+        if cfg.model != "gan":
+            raise LabInputError(f"--gan-loss applies to --model gan only ({cfg.model} has its own "
+                                "loss, which is what makes it a WGAN)")
+        if cfg.gan_loss not in GAN_VANILLA_LOSSES:
+            raise LabInputError(f"unknown --gan-loss {cfg.gan_loss!r}; choose one of "
+                                f"{', '.join(GAN_VANILLA_LOSSES)}")
+    for flag, lr in (("--lr-g", cfg.lr_g), ("--lr-d", cfg.lr_d)):
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise LabInputError(f"{flag} must be a finite number > 0, got {lr}")
+    if cfg.n_critic is not None and cfg.n_critic < 1:
+        raise LabInputError(f"--n-critic must be >= 1, got {cfg.n_critic}")
+    if cfg.latent_dim is not None and cfg.latent_dim < 1:
+        raise LabInputError(f"--latent-dim must be >= 1, got {cfg.latent_dim}")
+
+
+def _train_data(cfg: LabConfig) -> str | np.ndarray:
+    """What the engines train on: the named set, or the user's points."""
+    if cfg.points is not None:
+        return np.asarray(cfg.points, dtype=np.float32)
+    assert cfg.data is not None
+    return cfg.data
+
+
+def _n_classes(cfg: LabConfig) -> int:
+    """Classes of the named data set (guidance; :func:`resolve` refuses it for point sets)."""
+    assert cfg.data is not None
+    return toy_data.n_classes(cfg.data)
 
 
 # ====================================================================== shared helpers
@@ -261,18 +345,18 @@ def _run_diffusion(cfg: LabConfig, x_init: torch.Tensor, labels: torch.Tensor | 
     )
 
     sched = VPSchedule()
-    k = toy_data.n_classes(cfg.data)
     if cfg.oracle:
+        assert cfg.data is not None
         mix = toy_data.mixture(cfg.data)
         assert mix is not None
         model = oracle_eps_model(mix, sched)
     else:
         # v-prediction, lr 5e-3 -> 2.5e-4: the recipe measured in train_diffusion's docstring
         # (best sliced W2 per second of the parameterisations on toy data).
-        n_cls = k if cfg.guidance is not None else 0
+        n_cls = _n_classes(cfg) if cfg.guidance is not None else 0
         net = _seeded_init(cfg.seed, lambda: make_denoiser("v", cfg.width, cfg.depth, 32, n_cls))
         net = net.to(cfg.device)
-        src = DataSource(cfg.data, rng=np.random.default_rng([cfg.seed, 1]))
+        src = DataSource(_train_data(cfg), rng=np.random.default_rng([cfg.seed, 1]))
         t0 = time.perf_counter()
         losses = train_diffusion(net, src, int(cfg.train_steps or 0), schedule=sched,
                                  batch_size=cfg.batch_size, lr=5e-3, final_lr=2.5e-4)
@@ -305,20 +389,20 @@ def _run_rf(cfg: LabConfig, x_init: torch.Tensor, labels: torch.Tensor | None,
     )
     from engines.samplers import cfg_model
 
-    k = toy_data.n_classes(cfg.data)
     x_s = x_init[:STRAIGHTNESS_POINTS]
     lab_s = None if labels is None else labels[:STRAIGHTNESS_POINTS]
     if cfg.oracle:
+        assert cfg.data is not None
         mix = toy_data.mixture(cfg.data)
         assert mix is not None
         model = oracle_velocity_model(mix)
     else:
-        n_cls = k if cfg.guidance is not None else 0
+        n_cls = _n_classes(cfg) if cfg.guidance is not None else 0
         net = _seeded_init(cfg.seed, lambda: make_velocity_net(cfg.width, cfg.depth, 32, n_cls))
         net = net.to(cfg.device)
         steps = int(cfg.train_steps or 0)
         t0 = time.perf_counter()
-        pairs = PairSource(cfg.data, rng=np.random.default_rng([cfg.seed, 1]))
+        pairs = PairSource(_train_data(cfg), rng=np.random.default_rng([cfg.seed, 1]))
         # The diffusion recipe's lr (5e-3 -> 2.5e-4) also suits velocity nets: measured on
         # 8gaussians, 300 steps reach sliced W2 0.22 against 0.62 at lr 2e-3 (3x64, batch 256).
         losses = train_flow_matching(net, pairs, steps, batch_size=cfg.batch_size, lr=5e-3,
@@ -368,15 +452,15 @@ def _run_flow(cfg: LabConfig, x_init: torch.Tensor, target: np.ndarray,
     from engines.flows import ActNorm, build_flow, fast_adam, target_entropy
 
     flow = build_flow(cfg.model, seed=cfg.seed).to(cfg.device)  # type: ignore[arg-type]
-    rng = np.random.default_rng([cfg.seed, 1])
+    src = toy_data.DataSource(_train_data(cfg), rng=np.random.default_rng([cfg.seed, 1]))
     if any(isinstance(m, ActNorm) for m in flow.modules()):
-        flow.data_init(toy_data.sample(cfg.data, max(cfg.batch_size, 512), rng))
+        flow.data_init(src.draw(max(cfg.batch_size, 512))[0])
     opt = fast_adam(flow.parameters(), lr=1e-3)
     steps = int(cfg.train_steps or 0)
     losses = torch.zeros(steps)
     t0 = time.perf_counter()
     for i in range(steps):
-        batch = torch.from_numpy(toy_data.sample(cfg.data, cfg.batch_size, rng))
+        batch = torch.from_numpy(src.draw(cfg.batch_size)[0])
         loss = -flow.log_prob(batch).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -393,19 +477,33 @@ def _run_flow(cfg: LabConfig, x_init: torch.Tensor, target: np.ndarray,
     rep["sample_seconds"] = time.perf_counter() - t0
     rep["nfe"] = 1
     rep["nll"] = _finite(nll)
-    entropy = target_entropy(cfg.data)
+    entropy = target_entropy(cfg.data) if cfg.data is not None else None  # points: no known floor
     rep["entropy"] = entropy
     rep["nll_gap"] = None if entropy is None or rep["nll"] is None else rep["nll"] - entropy
     return samples
 
 
 def _run_gan(cfg: LabConfig, x_init: torch.Tensor, rep: dict[str, Any]) -> np.ndarray:
+    """Train a GAN with the resolved settings (``cfg.gan_loss``, ``lr_g``, ``lr_d``,
+    ``n_critic``, ``latent_dim``) and record them in the report.
+
+    The latent codes come from the same seeded generator as the shared noise, so with the
+    default ``latent_dim`` 2 they *are* ``x_init``; other sizes draw ``(n, latent_dim)`` from
+    that generator (still reproducible, no longer comparable with the other models)."""
     from engines.gans import GAN, GAN_PRESETS, GanTrainer
 
-    gan = _seeded_init(cfg.seed, lambda: GAN(2, 64, 2)).to(cfg.device)
-    loss = _GAN_LOSS[cfg.model]
-    p = {"loss": loss, "batch_size": cfg.batch_size, **GAN_PRESETS[loss]}
-    trainer = GanTrainer(gan, cfg.data, seed=int(cfg.seed) + 1)
+    assert cfg.gan_loss is not None and cfg.lr_g is not None and cfg.lr_d is not None
+    assert cfg.n_critic is not None and cfg.latent_dim is not None
+    latent = cfg.latent_dim
+    gan = _seeded_init(cfg.seed, lambda: GAN(latent, 64, 2)).to(cfg.device)
+    p = {**GAN_PRESETS[cfg.gan_loss], "loss": cfg.gan_loss, "batch_size": cfg.batch_size,
+         "lr_g": cfg.lr_g, "lr_d": cfg.lr_d, "n_critic": cfg.n_critic}
+    rep.update(gan_loss=cfg.gan_loss, lr_g=cfg.lr_g, lr_d=cfg.lr_d, n_critic=cfg.n_critic,
+               latent_dim=latent)
+    if latent != 2:
+        gen = torch.Generator().manual_seed(int(cfg.seed))
+        x_init = torch.randn(x_init.shape[0], latent, generator=gen).to(cfg.device)
+    trainer = GanTrainer(gan, _train_data(cfg), seed=int(cfg.seed) + 1)
     steps = int(cfg.train_steps or 0)
     hist = np.zeros((steps, 2))
     t0 = time.perf_counter()
@@ -431,17 +529,22 @@ def run_lab(config: LabConfig, *, return_trajectory: bool = False) -> LabResult:
     Raises :class:`LabInputError` for a bad option combination (before any work). The
     report holds ``model, data, train_steps, train_seconds, loss, sampler, nfe, swd,
     swd_floor`` and, by model, ``straightness`` (rf), ``nll``/``entropy`` (flows),
-    ``modes_covered``/``high_quality`` (mixture targets), ``init_noise`` (fingerprint).
+    ``modes_covered``/``high_quality`` (mixture targets), ``init_noise`` (fingerprint),
+    ``gan_loss``/``lr_g``/``lr_d``/``n_critic``/``latent_dim`` (GANs: the settings used) and,
+    for a point set, ``data_in`` and ``n_points`` (``data`` is then ``data_in``'s name).
     """
     cfg = resolve(config)
     n = int(cfg.samples)
     x_init = initial_noise(cfg.seed, n, cfg.device)
-    # Two independent fresh target draws: one to score against, one for the noise floor.
-    eval_rng = np.random.default_rng([cfg.seed, 2])
-    target = toy_data.sample(cfg.data, n, eval_rng)
-    second = toy_data.sample(cfg.data, n, eval_rng)
+    # Two independent target draws: one to score against, one for the noise floor. For a
+    # point set these are resampled rows, so the floor is the resampling noise of the set.
+    eval_src = toy_data.DataSource(_train_data(cfg), rng=np.random.default_rng([cfg.seed, 2]))
+    target = eval_src.draw(n)[0]
+    second = eval_src.draw(n)[0]
+    named = cfg.points is None
     rep: dict[str, Any] = {
-        "model": cfg.model, "data": cfg.data, "oracle": cfg.oracle,
+        "model": cfg.model, "data": cfg.data if named else (cfg.data_in or "points"),
+        "oracle": cfg.oracle,
         "train_steps": int(cfg.train_steps or 0), "train_seconds": 0.0, "loss": None,
         "sampler": cfg.sampler, "nfe": None, "eta": cfg.eta, "guidance": cfg.guidance,
         "reflow": cfg.reflow, "samples": n, "seed": cfg.seed, "device": str(cfg.device),
@@ -449,9 +552,12 @@ def run_lab(config: LabConfig, *, return_trajectory: bool = False) -> LabResult:
         "loss_kind": None if cfg.oracle else _LOSS_KIND.get(
             "flow" if cfg.model in FLOW_MODELS else "gan" if cfg.model in GAN_MODELS else cfg.model),
     }
+    if not named:
+        rep["data_in"] = cfg.data_in
+        rep["n_points"] = int(np.asarray(cfg.points).shape[0])
     labels = None
     if cfg.guidance is not None:
-        labels = _balanced_labels(n, toy_data.n_classes(cfg.data), cfg.seed, cfg.device)
+        labels = _balanced_labels(n, _n_classes(cfg), cfg.seed, cfg.device)
     traj = None
     if cfg.model == "ddpm":
         samples, traj = _run_diffusion(cfg, x_init, labels, return_trajectory, rep)
@@ -464,7 +570,7 @@ def run_lab(config: LabConfig, *, return_trajectory: bool = False) -> LabResult:
     samples = np.asarray(samples, dtype=np.float32).reshape(n, 2)
     rep["swd"] = _swd(samples, target)
     rep["swd_floor"] = sliced_wasserstein(second, target)
-    mix = toy_data.mixture(cfg.data)
+    mix = toy_data.mixture(cfg.data) if cfg.data is not None else None
     if mix is not None and np.all(np.isfinite(samples)):
         from engines.gans import mode_coverage
 

@@ -49,7 +49,9 @@ __all__ = [
     "ddpm",
     "dpm_solver_pp_2m",
     "nfe_for_steps",
+    "ode_error_at",
     "ode_error_vs_nfe",
+    "ode_reference",
     "pf_ode_euler",
     "pf_ode_heun",
     "reverse_sde",
@@ -454,6 +456,42 @@ def ode_error_vs_nfe(
         out[m] = np.asarray(errs)
         out[m + "_nfe"] = np.asarray(used, dtype=np.int64)
     return out
+
+
+def ode_reference(
+    model: EpsModel,
+    x_init: torch.Tensor,
+    schedule: VPSchedule,
+    *,
+    spacing: str = "karras",
+    reference_steps: int = 400,
+    labels: torch.Tensor | None = None,
+) -> np.ndarray:
+    """The fine-step Heun solution :func:`ode_error_vs_nfe` measures errors against."""
+    return pf_ode_heun(model, x_init, schedule, schedule.time_grid(reference_steps, spacing),
+                       labels=labels).samples
+
+
+def ode_error_at(
+    method: str,
+    nfe: int,
+    model: EpsModel,
+    x_init: torch.Tensor,
+    schedule: VPSchedule,
+    reference: np.ndarray,
+    *,
+    spacing: str = "karras",
+    labels: torch.Tensor | None = None,
+) -> tuple[int, float]:
+    """One point of :func:`ode_error_vs_nfe`: ``(NFE used, RMS distance to reference)``.
+
+    Why separate: a GUI job grows the error curve one (sampler, NFE) point per frame.
+    """
+    if method not in ("euler", "heun", "dpmpp2m", "ddim"):
+        raise ValueError(f"{method!r} is not a deterministic sampler")
+    res = sample(method, model, x_init, schedule, nfe=int(nfe), spacing=spacing, labels=labels)
+    err = float(np.sqrt(np.mean(np.sum((res.samples - reference) ** 2, axis=1))))
+    return int(res.nfe), err
 
 
 # ====================================================================== guidance

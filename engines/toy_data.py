@@ -38,6 +38,7 @@ from engines.gmm import GaussianMixture
 
 __all__ = [
     "DATASETS",
+    "DataSource",
     "bounds",
     "density_from_image",
     "density_from_strokes",
@@ -459,6 +460,53 @@ def density_from_strokes(
             np.add.at(dens, (r[ok], c[ok]), (mass * wr * wc)[ok])
     sig_px = (sigma * h / (ymax - ymin), sigma * w / (xmax - xmin))
     return np.clip(gaussian_filter(dens, sigma=sig_px, mode="constant", truncate=4.0), 0.0, None)
+
+
+# ---------------------------------------------------------------------- training data
+class DataSource:
+    """Training data: a toy data set name, or a fixed point set (drawn/imported by the user).
+
+    Every 2D Lab engine (diffusion, flow matching, flows, GANs) draws its batches through this
+    one class, so a user's point set trains every model the same way: rows resampled with
+    replacement (the empirical distribution stands in for the unknown density).
+
+    ``draw(n)`` returns float32 points (n, 2) and int64 labels (n,) (all zeros when a point
+    set came without labels), from the source's own numpy generator so runs are reproducible.
+    """
+
+    def __init__(
+        self,
+        data: str | np.ndarray,
+        labels: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        if isinstance(data, str):
+            n_classes(data)  # validates the name
+            self.name: str | None = data
+            self.points: np.ndarray | None = None
+            self.labels: np.ndarray | None = None
+            self.n_classes = n_classes(data)
+        else:
+            pts = np.asarray(data, dtype=np.float32)
+            if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
+                raise ValueError(f"point data must be a non-empty (n, 2) array, got {pts.shape}")
+            if not np.all(np.isfinite(pts)):  # one NaN row would poison every batch it lands in
+                raise ValueError("point data must be finite")
+            self.name = None
+            self.points = pts
+            lab = np.zeros(pts.shape[0], np.int64) if labels is None else np.asarray(labels)
+            self.labels = lab.astype(np.int64)
+            self.n_classes = int(self.labels.max()) + 1
+
+    def draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` points and labels: fresh samples of a named set, or rows of the point set
+        resampled with replacement (so any batch size works, even above the set's size)."""
+        if self.name is not None:
+            return sample_labelled(self.name, n, self.rng)
+        assert self.points is not None and self.labels is not None
+        idx = self.rng.integers(0, self.points.shape[0], size=n)
+        return self.points[idx], self.labels[idx]
 
 
 # ---------------------------------------------------------------------- point-set files

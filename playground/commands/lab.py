@@ -17,7 +17,8 @@ import numpy as np
 PROG = "playground lab"
 
 DESCRIPTION = """\
-Train one 2D Lab model on one toy data set, draw samples and score them.
+Train one 2D Lab model on one toy data set (or on your own points, --data-in), draw
+samples and score them.
 
 Every model starts from the same N(0, I) noise for a given --seed (the sampler's x_T,
 the flow's or GAN's latent), so runs with different samplers or NFE can be compared
@@ -30,7 +31,9 @@ between two fresh target draws: the best any model can score at this sample size
 rf: straightness (0 = straight paths, one Euler step suffices) and with --reflow
 straightness_by_round; flows: nll in nats on fresh target samples and the entropy
 floor when known; mixture targets (8gaussians, 25gaussians): modes_covered, n_modes
-and high_quality.
+and high_quality; GANs: the settings used (gan_loss, lr_g, lr_d, n_critic, latent_dim).
+With --data-in the model trains on the file's points (rows resampled as batches) and
+is scored against resampled rows of the same set; data_in and n_points are reported.
 """
 
 EPILOG = """\
@@ -39,6 +42,8 @@ examples:
   playground lab --model rf --data moons --train-steps 2000 --reflow 1 --nfe 4
   playground lab --model realnvp --data 2spirals --train-steps 3000 --json
   playground lab --model wgan-gp --data 25gaussians --train-steps 2000 --samples-out g.npy
+  playground lab --model gan --data 8gaussians --train-steps 1000 --gan-loss minimax --lr-d 4e-3
+  playground lab --model realnvp --data-in my_points.csv --train-steps 2000
 
 Exit status: 0 on success, 2 for bad options (one line on stderr), 1 when an output
 file cannot be written.
@@ -58,9 +63,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="{" + ",".join(MODELS) + "}",
                    help="ddpm (diffusion), rf (rectified flow), a normalizing flow or a GAN")
-    p.add_argument("--data", required=True, metavar="NAME",
+    p.add_argument("--data", default=None, metavar="NAME",
                    help="toy data set: 8gaussians, 25gaussians, moons, rings, swissroll, 2spirals, "
-                        "checkerboard, pinwheel")
+                        "checkerboard, pinwheel (or give --data-in)")
+    p.add_argument("--data-in", type=Path, default=None, metavar="FILE",
+                   help="train on your own point set instead of --data: .npy (an (n, 2) array) or "
+                        ".csv/.txt (two numbers per line, optional x,y header), as the Lab exports")
     p.add_argument("--train-steps", type=int, default=None, metavar="N",
                    help="optimizer steps (GANs: generator steps); required unless --oracle")
     p.add_argument("--sampler", default=None,
@@ -77,6 +85,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--oracle", action="store_true",
                    help="sample with the exact Gaussian-mixture model instead of a trained one "
                         "(ddpm: vp_eps, rf: rf_velocity; 8gaussians/25gaussians only; no training)")
+    g = p.add_argument_group("GAN options (--model gan, wgan, wgan-gp)")
+    g.add_argument("--gan-loss", default=None, metavar="{nonsaturating,minimax}",
+                   help="--model gan only: the generator loss (default nonsaturating; minimax "
+                        "saturates when D wins early)")
+    g.add_argument("--lr-g", type=float, default=None, metavar="LR",
+                   help="generator learning rate (default: the loss's preset, 1e-3; wgan 5e-4)")
+    g.add_argument("--lr-d", type=float, default=None, metavar="LR",
+                   help="discriminator / critic learning rate (default as --lr-g)")
+    g.add_argument("--n-critic", type=int, default=None, metavar="K",
+                   help="discriminator steps per generator step (default 1; WGANs 5)")
+    g.add_argument("--latent-dim", type=int, default=None, metavar="D",
+                   help="latent size of the generator (default 2: then the latent codes are the "
+                        "run's shared initial noise)")
     p.add_argument("--samples", type=int, default=2000, metavar="N",
                    help="samples to draw and score (default 2000)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
@@ -125,8 +146,13 @@ def _print_text(rep: dict[str, Any]) -> None:
         print(f"{head}: exact oracle (no training)")
     else:
         extra = f", discriminator {_fmt(rep['loss_d'])}" if "loss_d" in rep else ""
+        if "n_points" in rep:
+            head += f" ({rep['n_points']:,} points)"
         print(f"{head}: {rep['train_steps']:,} train steps in {rep['train_seconds']:.1f} s, "
               f"final loss {_fmt(rep['loss'])} ({rep['loss_kind']}){extra}")
+    if "gan_loss" in rep:
+        print(f"GAN: loss {rep['gan_loss']}, lr G {rep['lr_g']:g}, lr D {rep['lr_d']:g}, "
+              f"{rep['n_critic']} D step(s) per G step, latent dim {rep['latent_dim']}")
     how = f"sampler {rep['sampler']}, " if rep["sampler"] else ""
     if rep.get("guidance") is not None:
         how += f"guidance {rep['guidance']:g}, "
@@ -140,7 +166,8 @@ def _print_text(rep: dict[str, Any]) -> None:
     if "nll" in rep:
         floor = "" if rep["entropy"] is None else (
             f" (entropy floor {rep['entropy']:.4f}, gap {_fmt(rep['nll_gap'])})")
-        print(f"NLL {_fmt(rep['nll'])} nats on fresh data{floor}")
+        where = "the point set" if "n_points" in rep else "fresh data"
+        print(f"NLL {_fmt(rep['nll'])} nats on {where}{floor}")
     if "modes_covered" in rep:
         print(f"modes covered {rep['modes_covered']}/{rep['n_modes']}, "
               f"high-quality samples {100 * rep['high_quality']:.1f}%")
@@ -159,9 +186,20 @@ def run(args: argparse.Namespace) -> int:
         device = choose_device(args.device or "auto")
     except (RuntimeError, ValueError) as exc:
         return _fail(str(exc), 2)
+    points = None
+    if args.data_in is not None:
+        from engines.toy_data import load_points
+
+        try:
+            points = load_points(args.data_in.expanduser())
+        except ValueError as exc:  # names the file (and line): printed as is
+            return _fail(f"--data-in: {exc}", 2)
     cfg = LabConfig(model=args.model, data=args.data, train_steps=args.train_steps, sampler=args.sampler,
                     nfe=args.nfe, eta=args.eta, guidance=args.guidance, reflow=args.reflow,
-                    oracle=args.oracle, samples=args.samples, seed=args.seed, device=device)
+                    oracle=args.oracle, samples=args.samples, seed=args.seed, device=device,
+                    points=points, data_in=None if args.data_in is None else str(args.data_in),
+                    gan_loss=args.gan_loss, lr_g=args.lr_g, lr_d=args.lr_d, n_critic=args.n_critic,
+                    latent_dim=args.latent_dim)
     outputs = [p for p in (args.samples_out, args.data_out) if p is not None]
     try:
         resolve(cfg)

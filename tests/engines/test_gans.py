@@ -216,6 +216,17 @@ def test_train_job_stops_at_max_steps() -> None:
     assert [s.step for s in snaps] == [1, 2, 3, 4, 5]
 
 
+def test_train_job_fits_a_user_point_set() -> None:
+    """Given an (n, 2) array, real batches are its rows; no mode coverage without known modes."""
+    a = np.random.default_rng(0).uniform(0, 2 * np.pi, 500)
+    ring = (np.stack([np.cos(a), np.sin(a)], axis=1) + np.array([2.0, -1.5])).astype(np.float32)
+    snaps = list(gan_train_job(ParamBox(batch_size=128), dataset=ring, hidden=32, max_steps=200,
+                               visual_every=1, n_vis_samples=1000, grid_res=8))
+    last = snaps[-1]
+    assert last.coverage is None and last.samples is not None
+    np.testing.assert_allclose(last.samples.mean(axis=0), [2.0, -1.5], atol=0.4)
+
+
 def test_unknown_loss_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown GAN loss"):
         GanTrainer(_gan()).step({"loss": "lsgan"})

@@ -21,7 +21,11 @@ def test_forward_marginal_ends_and_moments(gmm):
     data = toy_data.sample("8gaussians", 4000, rng)
     noise = rng.standard_normal((4000, 2))
     np.testing.assert_allclose(lv.forward_marginal("vp", data, noise, 0.0), data, atol=1e-6)
-    np.testing.assert_allclose(lv.forward_marginal("vp", data, noise, 1.0), noise, atol=1e-6)
+    # VP linear: ab(1) = exp(-(0.1 + 19.9/2)) = 4.3e-5, not 0: p_1 is N(0, I) up to ~0.02.
+    ab1 = np.exp(-(0.1 + 0.5 * 19.9))
+    end = lv.forward_marginal("vp", data, noise, 1.0)
+    np.testing.assert_allclose(end, np.sqrt(ab1) * data + np.sqrt(1 - ab1) * noise, atol=1e-5)
+    assert np.abs(end - noise).max() < 0.03
     np.testing.assert_allclose(lv.forward_marginal("rf", data, noise, 0.0), noise, atol=1e-6)
     np.testing.assert_allclose(lv.forward_marginal("rf", data, noise, 1.0), data, atol=1e-6)
     for process, t in (("vp", 0.6), ("rf", 0.4)):
@@ -37,11 +41,32 @@ def test_forward_marginal_ends_and_moments(gmm):
 def test_vector_field_directions(gmm):
     pts = lv.grid_points((-4, 4, -4, 4), 5)
     assert pts.shape == (25, 2)
-    # Pure noise: VP score of N(0, I) is -x; RF velocity at t=0 is E[x1] - x = -x here.
-    np.testing.assert_allclose(lv.vector_field(gmm, "vp", 1.0, pts), -pts, atol=1e-9)
+    # Pure noise: VP score of N(0, I) is -x (up to sqrt(ab(1)) |mu| ~ 0.02, since ab(1) > 0);
+    # RF velocity at t=0 is E[x1] - x = -x here.
+    np.testing.assert_allclose(lv.vector_field(gmm, "vp", 1.0, pts), -pts, atol=0.02)
+    assert not np.allclose(lv.vector_field(gmm, "vp", 1.0, pts), -pts, atol=1e-6)
     np.testing.assert_allclose(lv.vector_field(gmm, "rf", 0.0, pts), -pts, atol=1e-9)
     arrows = lv.arrow_display_vectors(lv.vector_field(gmm, "vp", 0.3, pts), cell=0.5)
     assert np.all(np.hypot(arrows[:, 0], arrows[:, 1]) <= 0.45 + 1e-12)
+
+
+def test_one_vp_schedule_for_exact_and_learned(gmm):
+    """The exact views use engines.diffusion.VPSchedule, the schedule the learned model trains on."""
+    from engines.diffusion import VPSchedule
+
+    t = 0.37
+    lin = np.exp(-(0.1 * t + 0.5 * 19.9 * t * t))  # Song et al.'s linear beta, integrated
+    s = 0.008
+    cos = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2 / np.cos(s / (1 + s) * np.pi / 2) ** 2
+    assert lv.alpha_bar(t) == pytest.approx(lin) == pytest.approx(lv.alpha_bar(t, "linear"))
+    assert lv.alpha_bar(t, "cosine") == pytest.approx(cos)
+    assert lv.alpha_bar(0.5, "cosine") == pytest.approx(float(VPSchedule(kind="cosine").alpha_bar(0.5)))
+    assert lv.alpha_bar(1.0, "cosine") == pytest.approx(1e-5)  # VPSchedule's floor
+    assert not hasattr(lv, "cosine_alpha_bar")
+    with pytest.raises(ValueError):
+        lv.alpha_bar(0.5, "sigmoid")
+    mix = lv.marginal_mixture(gmm, "vp", t, schedule="cosine")
+    np.testing.assert_allclose(mix.means, np.sqrt(cos) * gmm.means, rtol=1e-9)
 
 
 def test_densities_are_image_oriented(gmm):
@@ -92,13 +117,59 @@ def test_model_table_and_defaults():
     assert lv.n_flow_layers("realnvp") == 8 and lv.n_flow_layers("glow") == 24
 
 
-def test_gan_params_map_the_one_lr():
+def test_gan_params_map_the_lab_controls():
     box = ParamBox(lr=3e-4, batch_size=64)
     p = lv._GanParams(box, "wgan-gp").get()
-    assert p["loss"] == "wgan-gp" and p["lr_g"] == p["lr_d"] == pytest.approx(3e-4)
-    assert p["n_critic"] == 5 and p["batch_size"] == 64
-    box.update(lr=1e-4)
-    assert lv._GanParams(box, "nonsaturating").get()["lr_d"] == pytest.approx(1e-4)
+    assert p["loss"] == "wgan-gp" and p["lr_g"] == p["lr_d"] == pytest.approx(3e-4)  # the one lr
+    assert p["n_critic"] == 5 and p["batch_size"] == 64 and p["gp_weight"] == pytest.approx(0.1)
+    box.update(lr_g=2e-4, n_critic=2, gan_loss="minimax")
+    p = lv._GanParams(box, "wgan-gp").get()
+    assert p["lr_g"] == pytest.approx(2e-4) and p["lr_d"] == pytest.approx(3e-4)  # lr_d: still lr
+    assert p["n_critic"] == 2
+    assert p["loss"] == "wgan-gp"  # the WGANs keep their loss whatever the box says
+    assert lv._GanParams(box, "gan").get()["loss"] == "minimax"
+    assert lv._GanParams(ParamBox(), "gan").get()["loss"] == "nonsaturating"
+    with pytest.raises(ValueError, match="gan_loss"):
+        lv._GanParams(ParamBox(gan_loss="wgan"), "gan").get()
+    # an empty box falls back to the model's preset, which is what gan_defaults hands the panel
+    bare = lv._GanParams(ParamBox(), "wgan").get()
+    assert lv.gan_defaults("wgan") == {"lr_g": 5e-4, "lr_d": 5e-4, "n_critic": 5}
+    assert {k: bare[k] for k in ("lr_g", "lr_d", "n_critic")} == lv.gan_defaults("wgan")
+    assert lv.gan_defaults("gan")["n_critic"] == 1 and lv.gan_defaults("gan")["lr_g"] == lv.default_lr("gan")
+    assert lv.MODELS["gan"][0] == "GAN: vanilla (minimax / non-saturating)"
+    with pytest.raises(ValueError, match="not a GAN"):
+        lv.gan_defaults("realnvp")
+
+
+def test_gan_controls_reach_the_trainer():
+    """lr_g, lr_d, n_critic and gan_loss from the Lab's box are what GanTrainer.step uses."""
+    import copy
+
+    import torch
+
+    from engines.gans import GAN, GanTrainer
+
+    torch.manual_seed(0)
+    gan = GAN(2, 16, 1)
+    twin = copy.deepcopy(gan)
+    box = ParamBox(lr=1e-3, lr_g=2e-4, lr_d=7e-4, n_critic=3, gan_loss="minimax", batch_size=64)
+    trainer = GanTrainer(gan, "8gaussians", seed=0)
+    loss_g_mm, loss_d_mm = trainer.step(lv._GanParams(box, "gan").get())
+    assert trainer.kind == "minimax"
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(7e-4)
+    d_weight = next(gan.D_net.parameters())
+    g_weight = next(gan.G.parameters())
+    assert int(trainer.opt_d.state[d_weight]["step"]) == 3  # n_critic D steps per G step
+    assert int(trainer.opt_g.state[g_weight]["step"]) == 1
+    # Same weights, same seed, the other vanilla loss: the D step is the same, G's loss is not
+    # (minimax log(1 - D) is negative, non-saturating -log D positive).
+    box.update(gan_loss="nonsaturating")
+    other = GanTrainer(twin, "8gaussians", seed=0)
+    loss_g_ns, loss_d_ns = other.step(lv._GanParams(box, "gan").get())
+    assert other.kind == "nonsaturating"
+    assert loss_d_ns == pytest.approx(loss_d_mm, rel=1e-5)
+    assert loss_g_mm < 0.0 < loss_g_ns
 
 
 @pytest.mark.parametrize("model", ["rf", "nice", "gan"])
@@ -121,9 +192,23 @@ def test_train_job_uniform_snapshots(model):
         assert last.push is not None and last.manifold is not None
 
 
-def test_flows_and_gans_need_named_data():
-    with pytest.raises(ValueError, match="named"):
-        next(lv.lab_train_job("realnvp", ParamBox(), data=np.zeros((10, 2)), target=np.zeros((10, 2))))
+@pytest.mark.parametrize("model", ["glow", "gan"])
+def test_flows_and_gans_train_on_point_sets(model):
+    """A drawn/imported point set (here a ring, which is no named set) trains flows and GANs."""
+    rng = np.random.default_rng(0)
+    angle = rng.uniform(0, 2 * np.pi, 400)
+    ring = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32) * 2.0 + [1.0, -0.5]
+    params = ParamBox(lr=lv.default_lr(model), batch_size=128, lr_g=5e-4, gan_loss="minimax")
+    snaps = list(lv.lab_train_job(model, params, data=ring, target=ring, width=16, depth=1,
+                                  max_steps=20, quality_every_s=0.0, quality_n=300, latent_dim=1))
+    last = snaps[-1]
+    assert last.step == 20
+    assert last.samples.shape == (300, 2) and np.all(np.isfinite(last.samples))
+    assert np.all(np.isfinite(last.loss)) and len(last.quality) >= 1
+    assert last.floor is None and last.modes_hit is None  # no known density, no known modes
+    if model == "gan":
+        assert last.lr == pytest.approx(5e-4)  # the generator's lr, from the box
+        assert last.manifold is not None and last.manifold.shape[0] == 1  # a 1-D latent: a line
 
 
 def test_exact_sampling_and_nfe_curve(gmm):
