@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON list of results")
     bench.add_argument("--list", action="store_true", help="list benchmark names and exit")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
+    bench.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="torch threads for the compute benchmarks (default: cores - 1, as the app uses; "
+             "on an otherwise idle machine all cores give the hardware's best figures)")
 
     from playground.commands import register_commands
 
@@ -172,6 +176,13 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"{bench.name:28s} {bench.description}")
         return 0
     device = _resolve_device(args.device or "auto")
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            print("playground bench: --threads must be at least 1", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     try:
         results = run_benchmarks(args.names, device=device, quick=args.quick)
     except KeyError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from engines import lab_views as lv
+from engines import toy_data
 
 H = QtCore.Qt.Orientation.Horizontal
 
@@ -19,6 +20,25 @@ def _slider(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSlider:
     s.setValue(value)
     s.setToolTip(tip)
     return s
+
+
+def _lr_spin(tip: str) -> QtWidgets.QDoubleSpinBox:
+    spin = QtWidgets.QDoubleSpinBox()
+    spin.setDecimals(5)
+    spin.setRange(1e-5, 0.05)
+    spin.setSingleStep(1e-4)
+    spin.setValue(1e-3)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _combo(items: dict[str, str], tip: str) -> QtWidgets.QComboBox:
+    """A combo of ``label -> key`` items (``currentData()`` is the key)."""
+    box = QtWidgets.QComboBox()
+    for label, key in items.items():
+        box.addItem(label, key)
+    box.setToolTip(tip)
+    return box
 
 
 def _with_label(widget: QtWidgets.QWidget, label: QtWidgets.QLabel) -> QtWidgets.QWidget:
@@ -69,6 +89,24 @@ class LearnedControls(QtWidgets.QWidget):
         self.depth.setToolTip("Hidden layers of the network(s): architecture, changing it "
                               "restarts training (you are asked first)")
         f.addRow("Depth", self.depth)
+        self.lr_g = _lr_spin("Generator learning rate (Adam; RMSprop for clipped WGAN); live")
+        f.addRow("lr G", self.lr_g)
+        self.lr_d = _lr_spin("Discriminator / critic learning rate; live. TTUR: a faster D than G "
+                             "often stabilises training")
+        f.addRow("lr D", self.lr_d)
+        self.n_critic = QtWidgets.QSpinBox()
+        self.n_critic.setRange(1, 20)
+        self.n_critic.setValue(1)
+        self.n_critic.setToolTip("Discriminator (critic) steps per generator step; WGANs want ~5 "
+                                 "so the critic is near its optimum when G moves (live)")
+        f.addRow("Critic steps", self.n_critic)
+        self.latent = QtWidgets.QSpinBox()
+        self.latent.setRange(1, 16)
+        self.latent.setValue(2)
+        self.latent.setToolTip("Size of the generator's latent z ~ N(0, I). 1: G can only draw a "
+                               "curve; ≥ 2 a sheet (architecture: restarts training, asked first)")
+        f.addRow("Latent size", self.latent)
+        self._train_form = f
         self.conditional = QtWidgets.QCheckBox("Class-conditional (CFG)")
         self.conditional.setToolTip("Train with class labels, dropped 10% of the time, so "
                                     "classifier-free guidance can be used when sampling "
@@ -102,6 +140,25 @@ class LearnedControls(QtWidgets.QWidget):
                                 "diverse. Needs a class-conditional model")
         self.guidance_label = QtWidgets.QLabel("1.0")
         f.addRow("Guidance", _with_label(self.guidance, self.guidance_label))
+        self.guidance_kind = _combo(
+            {"Classifier-free": "cfg", "Classifier": "classifier"},
+            "Classifier-free: a class-conditional model's ε_u + w (ε_c − ε_u). Classifier: "
+            "an unconditional model's score plus w ∇log p(y | x_t) of a noise-aware classifier "
+            "(exact for the oracle; train one with the button below). Diffusion only")
+        f.addRow("Guidance by", self.guidance_kind)
+        self.class_label = QtWidgets.QComboBox()
+        self.class_label.addItem("all, in turn", None)
+        self.class_label.setToolTip("Which class the guided samples are asked for: every class in "
+                                    "turn, or one (watch it move to that class's core as w grows)")
+        f.addRow("Class", self.class_label)
+        self.train_classifier = QtWidgets.QPushButton("Train classifier")
+        self.train_classifier.setToolTip("Train a noise-aware classifier p(y | x_t) on the same "
+                                         "forward process (in a worker, ~1500 steps)")
+        self.classifier_info = QtWidgets.QLabel("")
+        self.classifier_info.setWordWrap(True)
+        self.classifier_info.setToolTip("The classifier's training step and accuracy on noised points")
+        f.addRow(self.train_classifier)
+        f.addRow(self.classifier_info)
         self.exact = QtWidgets.QCheckBox("Exact model (oracle)")
         self.exact.setToolTip("Learned ↔ exact: sample with the closed-form score / velocity "
                               "of the mixture through the same sampler (mixtures only): what a "
@@ -116,15 +173,75 @@ class LearnedControls(QtWidgets.QWidget):
                                "noise at t = 1; rectified flow: noise at t = 0)")
         self.field_t_label = QtWidgets.QLabel("0.50")
         f.addRow("Field t", _with_label(self.field_t, self.field_t_label))
+        self.compare = QtWidgets.QCheckBox("Compare side by side")
+        self.compare.setToolTip("A second plot: the same initial noise through sampler B (or the "
+                                "exact model), next to this one; the mean distance between "
+                                "matching particles is shown")
+        f.addRow(self.compare)
+        self.sampler_b = QtWidgets.QComboBox()
+        for key, label in lv.SAMPLER_LABELS.items():
+            self.sampler_b.addItem(label, key)
+        self.sampler_b.setCurrentIndex(list(lv.SAMPLER_LABELS).index("heun"))
+        self.sampler_b.setToolTip("The right-hand plot's sampler (same NFE, η, guidance, noise)")
+        f.addRow("Sampler B", self.sampler_b)
+        self.exact_b = QtWidgets.QCheckBox("B uses the exact model")
+        self.exact_b.setToolTip("Learned vs exact: the right plot samples the closed-form "
+                                "score / velocity (mixtures only)")
+        f.addRow(self.exact_b)
         self.nfe_button = QtWidgets.QPushButton("Quality vs NFE")
         self.nfe_button.setToolTip("Sliced W₂ to the target for NFE 1…200 with the chosen "
                                    "sampler (computed in a worker; the curve grows as it runs)")
-        f.addRow(self.nfe_button)
+        self.error_button = QtWidgets.QPushButton("Euler vs Heun")
+        self.error_button.setToolTip("Distance of Euler and Heun solutions to a fine-step "
+                                     "reference from the same noise, NFE 4…160: Euler's error "
+                                     "falls like 1/NFE, Heun's like 1/NFE², but at few steps "
+                                     "Euler can be ahead (the crossover)")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.nfe_button)
+        row.addWidget(self.error_button)
+        f.addRow(row)
         self.sample_info = QtWidgets.QLabel("")
         self.sample_info.setWordWrap(True)
         self.sample_info.setToolTip("The last sampling run: sampler, NFE and its sliced W₂")
         f.addRow(self.sample_info)
         v.addWidget(self.sample_box)
+
+        # ------------------------------------------------------------- rectified flow
+        self.rf_box = QtWidgets.QGroupBox("Rectified flow")
+        f = QtWidgets.QFormLayout(self.rf_box)
+        self.source = QtWidgets.QComboBox()
+        self.source.addItem("N(0, I)", "gaussian")
+        for name in toy_data.DATASETS:
+            self.source.addItem(name, name)
+        self.source.setToolTip("Where the flow starts (t = 0): Gaussian noise, or any toy "
+                               "distribution (e.g. 8gaussians → moons). Restarts training")
+        f.addRow("Source", self.source)
+        self.coupling = _combo(
+            {"independent": "independent", "mini-batch OT": "ot"},
+            "How noise and data are paired in a batch: independently, or by an exact optimal "
+            "transport assignment within the batch (POT): straighter paths, fewer steps")
+        f.addRow("Coupling", self.coupling)
+        self.t_sampling = _combo(
+            {"uniform": "uniform", "logit-normal (SD3)": "logit_normal"},
+            "Which times t the loss is trained on: uniform, or logit-normal (Esser et al. 2024: "
+            "more weight on the middle, where the velocity is hardest)")
+        f.addRow("t sampling", self.t_sampling)
+        self.reflow = QtWidgets.QPushButton("Reflow")
+        self.reflow.setToolTip("Pair noise with where this flow's ODE takes it, and train a new "
+                               "flow on those pairs (k-rectified flow): paths straighten, so few "
+                               "steps suffice")
+        self.one_step = QtWidgets.QPushButton("1-step samples")
+        self.one_step.setToolTip("Sample with a single Euler step: x₁ = x₀ + v(x₀, 0)")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.reflow)
+        row.addWidget(self.one_step)
+        f.addRow(row)
+        self.straightness = QtWidgets.QLabel("")
+        self.straightness.setWordWrap(True)
+        self.straightness.setToolTip("Straightness E∫‖(x₁ − x₀) − v(x_t, t)‖² dt of the sampling "
+                                     "paths: 0 for straight lines (one Euler step is then exact)")
+        f.addRow(self.straightness)
+        v.insertWidget(v.indexOf(self.train_box) + 1, self.rf_box)  # set-up, beside training
 
         # ------------------------------------------------------------- flows
         self.flow_box = QtWidgets.QGroupBox("Flow")
@@ -151,6 +268,12 @@ class LearnedControls(QtWidgets.QWidget):
         # ------------------------------------------------------------- GANs
         self.gan_box = QtWidgets.QGroupBox("GAN")
         f = QtWidgets.QFormLayout(self.gan_box)
+        self.gan_loss = _combo(
+            {"non-saturating": "nonsaturating", "minimax": "minimax"},
+            "Vanilla GAN's generator loss: minimax log(1 − D(G(z))) saturates when D wins early "
+            "(tiny gradients); non-saturating −log D(G(z)) has the same fixed point and strong "
+            "gradients (live)")
+        f.addRow("G loss", self.gan_loss)
         self.show_push = QtWidgets.QCheckBox("Generator gradients")
         self.show_push.setChecked(True)
         self.show_push.setToolTip("Arrows on generated points: −∂loss_G/∂x, where D pushes G")
@@ -177,7 +300,27 @@ class LearnedControls(QtWidgets.QWidget):
         learned = fam != "exact"
         self.train_box.setVisible(learned)
         self.sample_box.setVisible(fam in ("diffusion", "rf"))
+        self.rf_box.setVisible(fam == "rf")
         self.flow_box.setVisible(fam == "flow")
         self.gan_box.setVisible(fam == "gan")
         self.show_heat.setVisible(fam in ("flow", "gan"))
         self.conditional.setVisible(fam in ("diffusion", "rf"))
+        gan = fam == "gan"
+        for w in (self.lr_g, self.lr_d, self.n_critic, self.latent):
+            self._train_form.setRowVisible(w, gan)
+        self._train_form.setRowVisible(self.lr, not gan)
+        for w in (self.guidance_kind, self.class_label, self.train_classifier, self.classifier_info):
+            self.sample_box.layout().setRowVisible(w, fam == "diffusion")
+        self.show_compare_rows(self.compare.isChecked())
+        for i, key in enumerate(lv.SAMPLER_LABELS):  # rectified flow: ODE solvers only
+            item = self.sampler_b.model().item(i)  # type: ignore[attr-defined]
+            if item is not None:
+                item.setEnabled(fam != "rf" or key in lv.RF_SAMPLERS)
+        if fam == "rf" and self.sampler_b.currentData() not in lv.RF_SAMPLERS:
+            self.sampler_b.setCurrentIndex(list(lv.SAMPLER_LABELS).index("heun"))
+
+    def show_compare_rows(self, on: bool) -> None:
+        """Sampler B's own controls appear only in compare mode."""
+        form = self.sample_box.layout()
+        form.setRowVisible(self.sampler_b, on)
+        form.setRowVisible(self.exact_b, on)

@@ -18,6 +18,9 @@ LOSS_TITLES: dict[str, str] = {
 }
 
 
+ERROR_COLORS: dict[str, tuple[int, int, int]] = {"euler": (90, 170, 255), "heun": (255, 170, 60)}
+
+
 def _small_plot(title: str, bottom: str, tip: str) -> pg.PlotWidget:
     plot = pg.PlotWidget()
     plot.setTitle(f"<span style='font-size:9pt'>{title}</span>")
@@ -60,6 +63,14 @@ class CurvesView(QtWidgets.QWidget):
         self.quality_plot.setLogMode(x=False, y=True)  # W2 falls over decades: 10 -> 0.1
         self.nfe_curve = self.nfe_plot.plot(pen=pg.mkPen((230, 160, 255), width=1.5),
                                             symbol="o", symbolSize=5)
+        # Euler vs Heun: distance to a fine-step solution from the same noise (same plot)
+        self.error_curves: dict[str, pg.PlotDataItem] = {}
+        self.error_legend = self.nfe_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        for name, color in ERROR_COLORS.items():
+            self.error_curves[name] = self.nfe_plot.plot(
+                pen=pg.mkPen(color, width=1.5), symbol="o", symbolSize=4, symbolBrush=color,
+                name=name.capitalize())
+        self.error_legend.hide()
         for plot in (self.loss_plot, self.quality_plot, self.nfe_plot):
             row.addWidget(plot, 1)
 
@@ -70,8 +81,10 @@ class CurvesView(QtWidgets.QWidget):
         self.clear()
 
     def clear(self) -> None:
-        for curve in (self.loss_curve, self.loss_d_curve, self.quality_curve, self.nfe_curve):
+        for curve in (self.loss_curve, self.loss_d_curve, self.quality_curve, self.nfe_curve,
+                      *self.error_curves.values()):
             curve.setData([], [])
+        self.error_legend.hide()
         self.floor_line.hide()
 
     def set_training(self, loss_steps: np.ndarray, loss: np.ndarray, loss_d: np.ndarray | None,
@@ -103,7 +116,31 @@ class CurvesView(QtWidgets.QWidget):
         self.loss_plot.setYRange(lo - pad, hi + pad, padding=0)
 
     def set_nfe(self, nfe: np.ndarray, swd: np.ndarray) -> None:
+        """Sliced W2 against NFE (replaces an error curve on the same plot)."""
+        for curve in self.error_curves.values():
+            curve.setData([], [])
+        self.error_legend.hide()
+        self.nfe_plot.setTitle("<span style='font-size:9pt'>sliced W₂ vs NFE</span>")
         self.nfe_curve.setData(np.asarray(nfe, float), np.asarray(swd, float))
+
+    def set_error(self, nfe: dict[str, np.ndarray], error: dict[str, np.ndarray]) -> None:
+        """RMS distance to a fine-step ODE solution against NFE, one curve per solver.
+
+        Log-log: Euler's slope is about −1, Heun's about −2; where they cross is the NFE
+        from which the second-order solver pays for its extra evaluation."""
+        self.nfe_curve.setData([], [])
+        self.nfe_plot.setTitle("<span style='font-size:9pt'>ODE error vs NFE (RMS to a fine "
+                               "solution)</span>")
+        self.error_legend.show()
+        for name, curve in self.error_curves.items():
+            x = np.asarray(nfe.get(name, []), float)
+            y = np.asarray(error.get(name, []), float)
+            keep = (x > 0) & (y > 0)  # log axes
+            curve.setData(x[keep], y[keep])
+
+    def error_points(self, name: str) -> int:
+        x = self.error_curves[name].xData
+        return 0 if x is None else len(x)
 
     @property
     def n_loss_points(self) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
@@ -56,7 +56,7 @@ T_STEPS = 1000  # t slider resolution
 NOTES: dict[str, str] = {
     "vp": (
         "<b>Diffusion (VP).</b> Forward: x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + "
-        "√(1−ᾱ<sub>t</sub>) ε, data at t = 0, pure noise N(0, I) at t = 1 (cosine ᾱ). "
+        "√(1−ᾱ<sub>t</sub>) ε, data at t = 0, pure noise N(0, I) at t = 1 (ᾱ: the schedule). "
         "Arrows: the exact score ∇log p<sub>t</sub>(x), pointing to where p<sub>t</sub> grows. "
         "Play runs the probability-flow ODE dx = −½β(t)[x + ∇log p<sub>t</sub>(x)] dt backwards "
         "from t = 1 (DDIM steps with the exact E[x<sub>0</sub>|x<sub>t</sub>])."
@@ -74,13 +74,17 @@ MODEL_NOTES: dict[str, str] = {
         "noise that was added: L = E<sub>t, x<sub>0</sub>, ε</sub> ‖ε − ε<sub>θ</sub>(√ᾱ<sub>t</sub> "
         "x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, t)‖²; its minimiser is −√(1−ᾱ<sub>t</sub>) ∇log "
         "p<sub>t</sub>. Samplers turn it into samples: DDPM/SDE add noise, DDIM η = 0, Euler, Heun "
-        "and DPM-Solver++ follow the probability-flow ODE. Blue: samples; paths: 64 of them."
+        "and DPM-Solver++ follow the probability-flow ODE. Guidance: classifier-free ε<sub>u</sub> + "
+        "w (ε<sub>c</sub> − ε<sub>u</sub>), or classifier ∇log p<sub>t</sub>(x) + w ∇log "
+        "p<sub>t</sub>(y | x). Blue: samples; paths: 64 of them."
     ),
     "rf": (
         "<b>Rectified flow, learned.</b> A velocity v<sub>θ</sub>(x, t) regresses the straight "
         "path from noise x<sub>0</sub> to data x<sub>1</sub>: L = E ‖(x<sub>1</sub> − x<sub>0</sub>) − "
         "v<sub>θ</sub>((1−t) x<sub>0</sub> + t x<sub>1</sub>, t)‖² (flow matching). Sampling "
-        "integrates dx/dt = v<sub>θ</sub> from t = 0 to 1 (Euler or Heun)."
+        "integrates dx/dt = v<sub>θ</sub> from t = 0 to 1 (Euler or Heun). Reflow retrains on "
+        "(x<sub>0</sub>, ODE(x<sub>0</sub>)) pairs: the paths straighten until one Euler step "
+        "lands on the data."
     ),
     "flow": (
         "<b>Normalizing flow.</b> An invertible x = f(z), z ~ N(0, I), trained by exact maximum "
@@ -97,13 +101,24 @@ MODEL_NOTES: dict[str, str] = {
         "penalty (GP). Heat map: D (or the critic); arrows: where D pushes each sample."
     ),
 }
-NO_NAMED_DATA = ("<i>Flows and GANs here train on the named toy data sets (their engines draw "
-                 "fresh batches by name); pick one of those.</i>")
 NO_ORACLE = (
     "<i>Exact oracles (field, ODE) exist only for Gaussian mixtures (8gaussians, "
     "25gaussians); for this data set the t slider still shows the exact forward process. "
     "Learned models come with training.</i>"
 )
+
+
+class Setup(NamedTuple):
+    """What a learned model is built with: changing any of it means a new model."""
+
+    width: int
+    depth: int
+    conditional: bool
+    schedule: str
+    source: str
+    coupling: str
+    t_sampling: str
+    latent: int
 
 
 @contextmanager
@@ -194,8 +209,16 @@ class LabPanel(Panel):
         self.field_runner.snapshot.connect(self._on_field_snapshot)
         self.field_runner.failed.connect(self.show_error)
         self.runner.state_changed.connect(self._update_play_text)
+        self.clf_runner = JobRunner(self)
+        self.clf_runner.snapshot.connect(self._on_classifier_snapshot)
+        self.clf_runner.failed.connect(self.show_error)
+        self.clf_runner.finished.connect(lambda *_: self._update_guidance_controls())
+        # (key it was trained for, (config, state)): used only while the key still matches
+        self._classifier: tuple[tuple, tuple[dict, dict]] | None = None
+        self._classifier_pending: tuple | None = None
+        self._straightness: dict[int, float] = {}  # reflow round -> straightness of its paths
         self._model = "exact"
-        self._arch: tuple[int, int, bool] = (128, 3, False)  # what the current model was built with
+        self._arch = Setup(128, 3, False, "linear", "gaussian", "independent", "uniform", 2)
         self._train: lv.LabTrainSnapshot | None = None  # latest training frame
         self._view: Any = None  # latest sampling / flow-layer result
         self._resample_timer = QtCore.QTimer(self)
@@ -229,6 +252,11 @@ class LabPanel(Panel):
             "diffusion, rectified flow, a normalizing flow or a GAN. Switching stops the old "
             "training and starts from the new model")
         self.model.currentIndexChanged.connect(self._on_model_changed)
+        for combo in (self.model,):
+            # long labels must not widen the control column past its scroll area
+            combo.setSizeAdjustPolicy(
+                QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
         form.addRow("Model", self.model)
 
         self.dataset = QtWidgets.QComboBox()
@@ -248,6 +276,16 @@ class LabPanel(Panel):
             "Which noising process connects data and N(0, I): VP diffusion or rectified flow")
         self.process.currentIndexChanged.connect(self._on_process_changed)
         form.addRow("Process", self.process)
+
+        self.schedule = QtWidgets.QComboBox()
+        self.schedule.addItem("linear β (DDPM)", "linear")
+        self.schedule.addItem("cosine ᾱ (improved DDPM)", "cosine")
+        self.schedule.setToolTip(
+            "The VP noise schedule ᾱ(t): linear β from 0.1 to 20 (Ho et al.; the continuous "
+            "limit of DDPM's table) or Nichol & Dhariwal's cosine, which destroys information "
+            "more evenly. Shared by the exact views and the learned diffusion model")
+        self.schedule.currentIndexChanged.connect(self._on_schedule_changed)
+        form.addRow("Schedule", self.schedule)
 
         self.particles = QtWidgets.QSpinBox()
         self.particles.setRange(100, 20_000)
@@ -321,6 +359,22 @@ class LabPanel(Panel):
         c.width.valueChanged.connect(self._on_arch_changed)
         c.depth.valueChanged.connect(self._on_arch_changed)
         c.conditional.toggled.connect(self._on_arch_changed)
+        c.latent.valueChanged.connect(self._on_arch_changed)
+        for combo in (c.source, c.coupling, c.t_sampling):
+            combo.currentIndexChanged.connect(self._on_arch_changed)
+        c.lr_g.valueChanged.connect(lambda v: self.train_params.update(lr_g=float(v)))
+        c.lr_d.valueChanged.connect(lambda v: self.train_params.update(lr_d=float(v)))
+        c.n_critic.valueChanged.connect(lambda v: self.train_params.update(n_critic=int(v)))
+        c.gan_loss.currentIndexChanged.connect(
+            lambda _i: self.train_params.update(gan_loss=str(c.gan_loss.currentData())))
+        for combo in (c.guidance_kind, c.class_label, c.sampler_b):
+            combo.currentIndexChanged.connect(self._on_view_control)
+        c.exact_b.toggled.connect(self._on_view_control)
+        c.compare.toggled.connect(self._on_compare_toggled)
+        c.train_classifier.clicked.connect(self.request_classifier)
+        c.error_button.clicked.connect(self.request_error_curve)
+        c.reflow.clicked.connect(self.start_reflow)
+        c.one_step.clicked.connect(self.one_step_samples)
         for slider in (c.nfe, c.eta, c.guidance, c.layer, c.temperature):
             slider.valueChanged.connect(self._on_view_control)
         c.sampler.currentIndexChanged.connect(self._on_view_control)
@@ -385,7 +439,29 @@ class LabPanel(Panel):
         self.plot.viewport().installEventFilter(self.brush_filter)
         self.brush_filter.stroke_moved.connect(lambda s: self.stroke_item.setData(s[:, 0], s[:, 1]))
         self.brush_filter.stroke_finished.connect(self.add_stroke)
-        v.addWidget(self.plot, 1)
+        self.compare_plot = pg.PlotWidget()
+        self.compare_plot.setAspectLocked(True)
+        self.compare_plot.showGrid(x=True, y=True, alpha=0.15)
+        self.compare_plot.setLabel("bottom", "x₁")
+        self.compare_plot.setXLink(self.plot)
+        self.compare_plot.setYLink(self.plot)
+        self.compare_plot.setToolTip("Sampler B from the same initial noise as the left plot")
+        self.compare_density = DensityImageItem()
+        self.compare_plot.addItem(self.compare_density)
+        self.compare_traj = TrajectoryItem()
+        self.compare_plot.addItem(self.compare_traj)
+        self.compare_cloud = PointCloudItem(size=2.5)
+        self.compare_plot.addItem(self.compare_cloud)
+        self.compare_title = pg.TextItem(anchor=(0, 0), color=(230, 230, 230))
+        self.compare_plot.addItem(self.compare_title, ignoreBounds=True)
+        self.compare_plot.hide()
+        self.plots = QtWidgets.QWidget()
+        pair = QtWidgets.QHBoxLayout(self.plots)
+        pair.setContentsMargins(0, 0, 0, 0)
+        pair.setSpacing(2)
+        pair.addWidget(self.plot, 1)
+        pair.addWidget(self.compare_plot, 1)
+        v.addWidget(self.plots, 1)
 
         self.t_row = QtWidgets.QWidget()
         row = QtWidgets.QHBoxLayout(self.t_row)
@@ -419,6 +495,11 @@ class LabPanel(Panel):
     @property
     def process_key(self) -> str:
         return PROCESS_CHOICES[self.process.currentText()]
+
+    @property
+    def schedule_key(self) -> str:
+        """``linear`` or ``cosine``: the VP schedule of the exact views and learned diffusion."""
+        return str(self.schedule.currentData())
 
     @property
     def model_key(self) -> str:
@@ -493,7 +574,9 @@ class LabPanel(Panel):
             self._extent = CANVAS
             self._data_from_density(self._drawn_density(), self._drawing_source())
         self._combo_index = self.dataset.currentIndex()
+        self._fill_classes()
         self._clear_training()
+        self._update_guidance_controls()
         self.brush.setEnabled(name == DRAW)
         self.clear_button.setEnabled(name == DRAW)
         self.brush.setChecked(name == DRAW)
@@ -624,7 +707,14 @@ class LabPanel(Panel):
             self.export_samples(path)
 
     # ------------------------------------------------------------------ views
+    def _update_schedule_row(self) -> None:
+        """The VP schedule matters to the exact diffusion view and to learned diffusion only."""
+        fam = self.family
+        self._form.setRowVisible(self.schedule, fam == "diffusion"
+                                 or (fam == "exact" and self.process_key == "vp"))
+
     def _on_process_changed(self) -> None:
+        self._update_schedule_row()
         if self.is_learned:  # the process picks the exact view only
             return
         self.runner.cancel(wait=False)
@@ -652,7 +742,8 @@ class LabPanel(Panel):
             self._draw_learned_idle()
             return
         t = self.t
-        pts = lv.forward_marginal(self.process_key, self._data, self._noise, t)
+        pts = lv.forward_marginal(self.process_key, self._data, self._noise, t,
+                                  schedule=self.schedule_key)
         snap = LabSnapshot(step=0, t=t, speed=self.params["speed"], points=pts,
                            trajectories=np.zeros((0, 0, 2), np.float32), process=self.process_key)
         self.latest = snap
@@ -676,11 +767,8 @@ class LabPanel(Panel):
                 note += "<br>" + NO_ORACLE
         else:
             note = MODEL_NOTES[fam]
-            if fam in ("flow", "gan") and not self._named_data():
-                note += "<br>" + NO_NAMED_DATA
         self.note.setText(note)
-        self.play_button.setEnabled(self._gmm is not None if fam == "exact" else
-                                    (fam in ("diffusion", "rf") or self._named_data()))
+        self.play_button.setEnabled(self._gmm is not None if fam == "exact" else True)
         self.ctl.exact.setEnabled(self._gmm is not None)
         self.ctl.conditional.setEnabled(self._named_data())
         self._update_play_text()
@@ -697,6 +785,8 @@ class LabPanel(Panel):
     def _apply_toggles(self) -> None:
         fam, c = self.family, self.ctl
         self.density_item.setVisible(self.show_density.isChecked() and self._density is not None)
+        self.compare_density.setVisible(self.density_item.isVisible())
+        self.compare_traj.setVisible(self.show_traj.isChecked())
         self.traj_item.setVisible(self.show_traj.isChecked() and fam in ("exact", "diffusion", "rf"))
         self.field_item.setVisible(self.show_field.isChecked() and self._gmm is not None
                                    and fam == "exact")
@@ -724,34 +814,63 @@ class LabPanel(Panel):
         answer = QtWidgets.QMessageBox.question(self, "Start a new model?", text)
         return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
-    def _arch_now(self) -> tuple[int, int, bool]:
+    def _arch_now(self) -> Setup:
         c = self.ctl
-        return c.width.value(), c.depth.value(), c.conditional.isChecked()
+        return Setup(c.width.value(), c.depth.value(), c.conditional.isChecked(), self.schedule_key,
+                     str(c.source.currentData()), str(c.coupling.currentData()),
+                     str(c.t_sampling.currentData()), c.latent.value())
 
     @property
     def has_model(self) -> bool:
         """A learned model exists (trained some steps, or its job is live)."""
         return self.is_learned and (self._train is not None or self.runner.is_active)
 
-    def _set_arch_silently(self, arch: tuple[int, int, bool]) -> None:
+    def _setup_widgets(self) -> list[QtWidgets.QWidget]:
         c = self.ctl
-        for w in (c.width, c.depth, c.conditional):
-            w.blockSignals(True)
-        c.width.setValue(arch[0])
-        c.depth.setValue(arch[1])
-        c.conditional.setChecked(arch[2])
-        for w in (c.width, c.depth, c.conditional):
-            w.blockSignals(False)
+        return [c.width, c.depth, c.conditional, self.schedule, c.source, c.coupling,
+                c.t_sampling, c.latent]
+
+    def _set_arch_silently(self, arch: Setup | dict[str, Any]) -> None:
+        """Put a set-up back on the controls without triggering a reset (a dict: some keys)."""
+        values = arch._asdict() if isinstance(arch, Setup) else arch
+        c = self.ctl
+        widgets = self._setup_widgets()
+        was = [w.blockSignals(True) for w in widgets]
+        try:
+            for key, value in values.items():
+                if value is None:
+                    continue
+                if key in ("width", "depth", "latent"):
+                    getattr(c, key).setValue(int(value))
+                elif key == "conditional":
+                    c.conditional.setChecked(bool(value))
+                else:
+                    combo = self.schedule if key == "schedule" else getattr(c, key)
+                    i = combo.findData(value)
+                    if i >= 0:
+                        combo.setCurrentIndex(i)
+        finally:
+            for w, b in zip(widgets, was, strict=True):
+                w.blockSignals(b)
+
+    def _on_schedule_changed(self) -> None:
+        if self.is_learned:
+            self._on_arch_changed()
+            return
+        self.runner.cancel(wait=False)
+        self.show_forward()
 
     def _on_arch_changed(self) -> None:
-        """Width, depth, conditioning define the network: ask before discarding a trained one."""
+        """Width, depth, conditioning (and the schedule, RF source / coupling / t sampling, GAN
+        latent size) define the model: ask before discarding a trained one."""
         new = self._arch_now()
         if new == self._arch:
             return
         if self.has_model:
             if not self.confirm_reset(
-                    "Width, depth and class conditioning are the model's architecture: changing "
-                    "them starts a new model and discards this one's training. Go ahead?"):
+                    "This setting is part of the model's set-up (architecture, schedule, source, "
+                    "coupling or t sampling): changing it starts a new model and discards this "
+                    "one's training. Go ahead?"):
                 self._set_arch_silently(self._arch)
                 return
             was_running = self.runner.state == JobState.RUNNING
@@ -774,8 +893,14 @@ class LabPanel(Panel):
         self.ctl.show_family(fam)
         if fam != "exact":
             w, d = lv.ARCH_DEFAULTS[fam]
-            self._set_arch_silently((w, d, self.ctl.conditional.isChecked()))
+            self._set_arch_silently({"width": w, "depth": d})
             self.ctl.lr.setValue(lv.default_lr(self.model_key))
+        if fam == "gan":
+            preset = lv.gan_defaults(self.model_key)
+            self.ctl.lr_g.setValue(float(preset["lr_g"]))
+            self.ctl.lr_d.setValue(float(preset["lr_d"]))
+            self.ctl.n_critic.setValue(int(preset["n_critic"]))
+            self.ctl.gan_loss.setEnabled(self.model_key == "gan")
         self._restrict_samplers(fam)
         if fam == "flow":
             k = lv.n_flow_layers(self.model_key)
@@ -786,8 +911,10 @@ class LabPanel(Panel):
         self.t_row.setVisible(fam == "exact")
         for w in (self.process, self.speed, self.show_field):  # the exact views' own controls
             self._form.setRowVisible(w, fam == "exact")
+        self._update_schedule_row()
         self.curves.setVisible(fam != "exact")
         self.curves.set_family(fam)
+        self.compare_plot.setVisible(self.ctl.compare.isChecked() and fam in ("diffusion", "rf"))
         self._clear_training()
         self._refresh_text()
         self._apply_toggles()
@@ -830,6 +957,10 @@ class LabPanel(Panel):
         self.ctl.coverage.setText("")
         self.ctl.rate.setText("–")
         self.ctl.sample_info.setText("")
+        self.ctl.straightness.setText("")
+        self._straightness.clear()
+        self.compare_cloud.setData(np.zeros((0, 2)))
+        self.compare_traj.setPaths(np.zeros((0, 0, 2)))
 
     def _update_play_text(self, *_: Any) -> None:
         if self.family == "exact":
@@ -853,22 +984,29 @@ class LabPanel(Panel):
 
     def _make_train_job(self) -> Any | None:
         fam = self.family
-        if fam in ("flow", "gan") and not self._named_data():
-            self.show_error("Flows and GANs train on the named toy data sets here; pick one of those.")
-            return None
         if not self._named_data() and not len(self._data):
             self.show_error("Nothing to train on yet: draw or load some data first.")
             return None
         self._clear_training()
         data: str | np.ndarray = self.dataset.currentText() if self._named_data() else self._data
-        w, d, cond = self._arch_now()
+        setup = self._arch_now()
         c = self.ctl
-        self.train_params.update(lr=c.lr.value(), batch_size=c.batch.value(),
-                                 temperature=c.temperature.value() / 100)
+        self.train_params.update(
+            lr=c.lr.value(), batch_size=c.batch.value(), temperature=c.temperature.value() / 100,
+            lr_g=c.lr_g.value(), lr_d=c.lr_d.value(), n_critic=c.n_critic.value(),
+            gan_loss=str(c.gan_loss.currentData()))
+        extra: dict[str, Any] = {}
+        if fam == "diffusion":
+            extra["schedule"] = setup.schedule
+        elif fam == "rf":
+            extra.update(source=setup.source, coupling=setup.coupling, t_sampling=setup.t_sampling)
+        elif fam == "gan":
+            extra["latent_dim"] = setup.latent
         return lv.lab_train_job(
-            self.model_key, self.train_params, data=data, target=self._target_sample(), width=w,
-            depth=d, conditional=cond and self._named_data() and fam in ("diffusion", "rf"),
-            seed=self.seed.value(), extent=self._extent, device=self.device)
+            self.model_key, self.train_params, data=data, target=self._target_sample(),
+            width=setup.width, depth=setup.depth,
+            conditional=setup.conditional and self._named_data() and fam in ("diffusion", "rf"),
+            seed=self.seed.value(), extent=self._extent, device=self.device, **extra)
 
     def _draw_learned_idle(self) -> None:
         if self._train is not None:
@@ -898,7 +1036,9 @@ class LabPanel(Panel):
                      and s is self.latest)  # not while re-drawing history for a GIF
         if want_view and c.show_field.isChecked() and not self.field_runner.is_active:
             self.request_field()
-        c.guidance.setEnabled(bool(s.config and s.config.get("n_classes")))
+        self._update_guidance_controls()
+        if fam == "rf":
+            self._show_straightness(s)
         if fam in ("diffusion", "rf"):
             if not isinstance(self._view, lv.LabSampleSnapshot):
                 self.cloud.setData(s.samples)
@@ -933,6 +1073,14 @@ class LabPanel(Panel):
         self.title_item.setHtml(f"<span style='color:#e6e6e6'>{lv.MODELS[s.model][0]} · step "
                                 f"{s.step:,}{preview}</span>")
 
+    def _show_straightness(self, s: lv.LabTrainSnapshot) -> None:
+        """Straightness per reflow round: 1-RF, 2-RF, ... (lower = straighter paths)."""
+        r = int(getattr(s, "reflow_round", 0))
+        if getattr(s, "straightness", None) is not None:
+            self._straightness[r] = float(s.straightness)  # type: ignore[arg-type]
+        parts = [f"{k + 1}-RF {v:.3g}" for k, v in sorted(self._straightness.items())]
+        self.ctl.straightness.setText("Straightness: " + " → ".join(parts) if parts else "")
+
     def _on_view_control(self) -> None:
         """A sampling or flow-view control moved: update labels, re-sample shortly."""
         c = self.ctl
@@ -942,6 +1090,7 @@ class LabPanel(Panel):
         c.layer_label.setText(f"{c.layer.value()}/{c.layer.maximum()}")
         c.temperature_label.setText(f"{c.temperature.value() / 100:.2f}")
         self.train_params.update(temperature=c.temperature.value() / 100)
+        self._update_guidance_controls()
         self._resample_timer.start()
 
     def _sampling_kwargs(self) -> dict[str, Any] | None:
@@ -949,10 +1098,32 @@ class LabPanel(Panel):
         exact = c.exact.isChecked() and self._gmm is not None
         if fam not in ("diffusion", "rf") or (not exact and (s is None or s.state is None)):
             return None
-        return dict(config=None if s is None else s.config, state=None if s is None else s.state,
-                    gmm=self._gmm, exact=exact, sampler=str(c.sampler.currentData()),
-                    eta=c.eta.value() / 100, guidance=c.guidance.value() / 10,
-                    seed=self.seed.value())
+        kw: dict[str, Any] = dict(
+            config=None if s is None else s.config, state=None if s is None else s.state,
+            gmm=self._gmm, exact=exact, sampler=str(c.sampler.currentData()),
+            eta=c.eta.value() / 100, guidance=c.guidance.value() / 10, seed=self.seed.value(),
+            class_label=c.class_label.currentData())
+        if fam == "diffusion":
+            kw["schedule"] = self.schedule_key
+            kind = str(c.guidance_kind.currentData())
+            kw["guidance_kind"] = kind
+            if kind == "classifier":
+                kw["classifier"] = self._current_classifier()
+        else:
+            kw["source"] = self._rf_source()
+        return kw
+
+    def _rf_source(self) -> str:
+        return str(self.ctl.source.currentData())
+
+    def _classifier_key(self) -> tuple[str, str, int, int]:
+        """What a trained classifier depends on: the data, its schedule and seed."""
+        return (self.dataset.currentText(), self.schedule_key, self.seed.value(), len(self._data))
+
+    def _current_classifier(self) -> tuple[dict, dict] | None:
+        if self._classifier is None or self._classifier[0] != self._classifier_key():
+            return None
+        return self._classifier[1]
 
     def request_view(self) -> None:
         """Re-sample (diffusion/RF) or rebuild the flow's layer view in the sampling worker.
@@ -965,9 +1136,18 @@ class LabPanel(Panel):
         job: Any = None
         if fam in ("diffusion", "rf"):
             kw = self._sampling_kwargs()
-            if kw is not None:
-                job = lv.sample_job(fam, nfe=c.nfe.value(), n=self.particles.value(),
-                                    target=self._target_sample(), **kw)
+            if kw is not None and self._guidance_problem(kw) is None:
+                common = dict(nfe=c.nfe.value(), n=self.particles.value(),
+                              target=self._target_sample(), **kw)
+                if c.compare.isChecked():
+                    right = {"sampler": str(c.sampler_b.currentData()),
+                             "exact": c.exact_b.isChecked() and self._gmm is not None}
+                    if right["exact"] or kw["exact"] or kw["state"] is not None:
+                        job = lv.compare_job(fam, {}, right, **common)
+                else:
+                    job = lv.sample_job(fam, **common)
+            elif kw is not None:
+                c.sample_info.setText(f"<i>{self._guidance_problem(kw)}</i>")
         elif fam == "flow" and s is not None and s.state is not None and s.config is not None:
             job = lv.flow_view_job(s.config, s.state, c.layer.value(), data=self._target_sample(),
                                    temperature=c.temperature.value() / 100,
@@ -984,14 +1164,124 @@ class LabPanel(Panel):
             return
         self.request_field()
 
+    @staticmethod
+    def _set_title(item: pg.TextItem, plot: pg.PlotWidget, text: str) -> None:
+        rect = plot.getPlotItem().vb.viewRect()
+        item.setPos(rect.left(), rect.bottom())
+        item.setHtml(f"<span style='color:#e6e6e6'>{text}</span>")
+
+    def _on_compare_toggled(self, on: bool) -> None:
+        self.ctl.show_compare_rows(on)
+        self.compare_plot.setVisible(on and self.family in ("diffusion", "rf"))
+        if self._density is not None:
+            self.compare_density.setDensity(self._density, self._extent)
+        self.compare_density.setVisible(self.show_density.isChecked() and self._density is not None)
+        if not on:
+            self.compare_cloud.setData(np.zeros((0, 2)))
+            self.compare_traj.setPaths(np.zeros((0, 0, 2)))
+        self._resample_timer.start()
+
+    def _guidance_problem(self, kw: dict[str, Any]) -> str | None:
+        """Why the chosen guidance cannot run yet (None: it can)."""
+        if kw.get("guidance_kind") == "classifier" and not kw["exact"] and kw.get("classifier") is None:
+            return "Classifier guidance needs a classifier: press 'Train classifier' (or tick 'Exact model')."
+        return None
+
+    def _update_guidance_controls(self) -> None:
+        """Enable the guidance slider only where it does something."""
+        c, s = self.ctl, self._train
+        kind = str(c.guidance_kind.currentData())
+        conditional = bool(s is not None and s.config and s.config.get("n_classes"))
+        exact = c.exact.isChecked() and self._gmm is not None
+        usable = (conditional or exact) if kind == "cfg" else self.family == "diffusion"
+        c.guidance.setEnabled(usable and c.class_label.count() > 1)
+        c.class_label.setEnabled(c.guidance.isEnabled())
+        c.train_classifier.setEnabled(kind == "classifier" and self._named_data()
+                                      and not self.clf_runner.is_active)
+
+    def _fill_classes(self) -> None:
+        combo = self.ctl.class_label
+        k = toy_data.n_classes(self.dataset.currentText()) if self._named_data() else 0
+        with _signals_blocked(combo):
+            combo.clear()
+            combo.addItem("all, in turn", None)
+            if k > 1:
+                for i in range(k):
+                    combo.addItem(f"class {i}", i)
+
+    def request_classifier(self) -> None:
+        """Train a noise-aware classifier for classifier guidance, in its own worker."""
+        if not self._named_data():
+            self.show_error("Classifier guidance needs class labels: pick a named toy data set.")
+            return
+        name = self.dataset.currentText()
+        key = self._classifier_key()
+        self._classifier = None
+        self.ctl.classifier_info.setText("training the classifier…")
+        self.ctl.train_classifier.setEnabled(False)
+        job = lv.classifier_train_job(ParamBox(), name, schedule=self.schedule_key,
+                                      seed=self.seed.value())
+        self._classifier_pending = key
+        self.clf_runner.start(job)
+
+    def _on_classifier_snapshot(self, snap: Any) -> None:
+        if self._classifier_pending != self._classifier_key():
+            return  # the data changed under it: a stale classifier
+        self.ctl.classifier_info.setText(
+            f"classifier: step {snap.step}/{snap.total_steps} · accuracy on noised points "
+            f"{100 * snap.accuracy:.0f}%")
+        if snap.done and snap.state is not None:
+            self._classifier = (self._classifier_pending, (snap.config, snap.state))
+            self._update_guidance_controls()
+            self.request_view()
+
+    def start_reflow(self) -> None:
+        """Train a (k+1)-rectified flow on (noise, ODE(noise)) pairs of the current one."""
+        s = self._train
+        if self.family != "rf" or s is None or s.state is None or s.config is None:
+            self.show_error("Reflow starts from a trained rectified flow: train one first.")
+            return
+        round_index = int(getattr(s, "reflow_round", 0)) + 1
+        if s.straightness is not None:
+            self._straightness[round_index - 1] = float(s.straightness)
+        self.history.clear()
+        self.curves.clear()
+        self.banner.hide()
+        c = self.ctl
+        self.train_params.update(lr=c.lr.value(), batch_size=c.batch.value())
+        job = lv.reflow_job(self.train_params, config=s.config, state=s.state,
+                            target=self._target_sample(), source=self._rf_source(),
+                            round_index=round_index, seed=self.seed.value(), device=self.device)
+        self.runner.start(job, self.train_params)
+
+    def one_step_samples(self) -> None:
+        """Euler, NFE 1: after reflow the paths are nearly straight, so this nearly suffices."""
+        c = self.ctl
+        c.sampler.setCurrentIndex(list(lv.SAMPLER_LABELS).index("euler"))
+        c.nfe.setValue(1)
+        self.request_view()
+
+    def request_error_curve(self) -> None:
+        """Euler vs Heun: RMS distance to a fine ODE solution against NFE, in its own worker."""
+        kw = self._sampling_kwargs()
+        if kw is None:
+            self.show_error("Train the model first (or tick 'Exact model' on a mixture).")
+            return
+        extra = {"schedule": self.schedule_key} if self.family == "diffusion" else {}
+        self.curves.set_error({}, {})
+        self.curve_runner.start(lv.error_curve_job(
+            self.family, config=kw["config"], state=kw["state"], gmm=self._gmm,
+            exact=kw["exact"], seed=self.seed.value(), **extra))
+
     def request_field(self) -> None:
         """The learned field at the chosen t (and |learned − exact|), in its own worker."""
         s = self._train
         if self.family not in ("diffusion", "rf") or s is None or s.state is None:
             return
+        extra = {"schedule": self.schedule_key} if self.family == "diffusion" else {}
         self.field_runner.start(lv.field_job(
             self.family, config=s.config, state=s.state, gmm=self._gmm,
-            t=self.ctl.field_t.value() / 100, extent=self._extent))
+            t=self.ctl.field_t.value() / 100, extent=self._extent, **extra))
 
     def _on_field_snapshot(self, view: lv.FieldView) -> None:
         if self.family not in ("diffusion", "rf") or not self.ctl.show_field.isChecked():
@@ -1012,18 +1302,39 @@ class LabPanel(Panel):
         self.curves.set_nfe(np.zeros(0), np.zeros(0))
         self.curve_runner.start(lv.nfe_curve_job(self.family, target=self._target_sample(), **kw))
 
-    def _on_nfe_snapshot(self, curve: lv.NfeCurve) -> None:
-        self.curves.set_nfe(curve.nfe, curve.swd)
+    def _on_nfe_snapshot(self, curve: Any) -> None:
+        if isinstance(curve, lv.ErrorCurve):
+            self.curves.set_error(curve.nfe, curve.error)
+        else:
+            self.curves.set_nfe(curve.nfe, curve.swd)
+
+    @staticmethod
+    def _describe_sample(snap: lv.LabSampleSnapshot) -> str:
+        which = "exact model" if snap.exact else "learned model"
+        swd = f" · sliced W₂ {snap.swd:.3f}" if snap.swd is not None else ""
+        straight = (f" · straightness {snap.straightness:.3g}"
+                    if getattr(snap, "straightness", None) is not None else "")
+        return f"{which}: {lv.SAMPLER_LABELS[snap.sampler]}, NFE {snap.nfe}{swd}{straight}"
 
     def _on_view_snapshot(self, snap: Any) -> None:
         self._view = snap
         c = self.ctl
-        if isinstance(snap, lv.LabSampleSnapshot) and self.family in ("diffusion", "rf"):
+        fam = self.family
+        if isinstance(snap, lv.LabComparison) and fam in ("diffusion", "rf"):
+            self.cloud.setData(snap.left.samples)
+            self.traj_item.setPaths(snap.left.trajectories)
+            self.compare_cloud.setData(snap.right.samples)
+            self.compare_traj.setPaths(snap.right.trajectories)
+            self.compare_traj.setVisible(self.show_traj.isChecked())
+            a, b = self._describe_sample(snap.left), self._describe_sample(snap.right)
+            c.sample_info.setText(f"A — {a}<br>B — {b}<br>same noise; mean distance between "
+                                  f"matching particles <b>{snap.mean_distance:.3f}</b>")
+            self._set_title(self.title_item, self.plot, f"A: {a}")
+            self._set_title(self.compare_title, self.compare_plot, f"B: {b}")
+        elif isinstance(snap, lv.LabSampleSnapshot) and fam in ("diffusion", "rf"):
             self.cloud.setData(snap.samples)
             self.traj_item.setPaths(snap.trajectories)
-            which = "exact model" if snap.exact else "learned model"
-            swd = f" · sliced W₂ {snap.swd:.3f}" if snap.swd is not None else ""
-            c.sample_info.setText(f"{which}: {lv.SAMPLER_LABELS[snap.sampler]}, NFE {snap.nfe}{swd}")
+            c.sample_info.setText(self._describe_sample(snap))
         elif isinstance(snap, lv.FlowLayerView) and self.family == "flow":
             self.grid_item.setLines(*lv.polyline_arrays(snap.grid))
             self.cloud.setData(snap.base)
@@ -1042,7 +1353,8 @@ class LabPanel(Panel):
             return None
         with _signals_blocked(self.t_slider):
             self.t_slider.setValue(round(lv.noise_end(self.process_key) * T_STEPS))
-        return lv.ode_job(self._gmm, self.process_key, self._noise, self.params)
+        return lv.ode_job(self._gmm, self.process_key, self._noise, self.params,
+                         schedule=self.schedule_key)
 
     def job_params(self) -> ParamBox:
         return self.train_params if self.is_learned else self.params
@@ -1058,7 +1370,8 @@ class LabPanel(Panel):
             (xmin, xmax), (ymin, ymax) = self.plot.getPlotItem().vb.viewRange()
             n = 21
             origins = lv.grid_points((xmin, xmax, ymin, ymax), n)
-            field = lv.vector_field(self._gmm, snapshot.process, snapshot.t, origins)
+            field = lv.vector_field(self._gmm, snapshot.process, snapshot.t, origins,
+                                    schedule=self.schedule_key)
             cell = min(xmax - xmin, ymax - ymin) / n
             self.field_item.setField(origins, lv.arrow_display_vectors(field, cell))
         if snapshot.step > 0:  # the ODE moves t: keep the slider in step, silently
@@ -1076,7 +1389,7 @@ class LabPanel(Panel):
             f"<span style='color:#e6e6e6'>{what} &nbsp; t = {snapshot.t:.2f}{legend}</span>")
 
     def export_widget(self) -> QtWidgets.QWidget:
-        return self.plot
+        return self.plots if self.compare_plot.isVisible() else self.plot
 
     def reset(self) -> None:
         super().reset()
@@ -1084,7 +1397,8 @@ class LabPanel(Panel):
         self.show_forward()
 
     def shutdown(self, timeout: float = 2.0) -> bool:
-        ok = self.sample_runner.shutdown(timeout)
+        ok = self.clf_runner.shutdown(timeout)
+        ok = self.sample_runner.shutdown(timeout) and ok
         ok = self.curve_runner.shutdown(timeout) and ok
         ok = self.field_runner.shutdown(timeout) and ok
         return super().shutdown(timeout) and ok
@@ -1130,6 +1444,19 @@ class LabPanel(Panel):
             "gan_manifold": self.ctl.show_manifold.isChecked(),
             "learned_field": self.ctl.show_field.isChecked(),
             "field_t": self.ctl.field_t.value(),
+            "schedule": self.schedule_key,
+            "source": str(self.ctl.source.currentData()),
+            "coupling": str(self.ctl.coupling.currentData()),
+            "t_sampling": str(self.ctl.t_sampling.currentData()),
+            "latent": self.ctl.latent.value(),
+            "lr_g": self.ctl.lr_g.value(),
+            "lr_d": self.ctl.lr_d.value(),
+            "n_critic": self.ctl.n_critic.value(),
+            "gan_loss": str(self.ctl.gan_loss.currentData()),
+            "guidance_kind": str(self.ctl.guidance_kind.currentData()),
+            "compare": self.ctl.compare.isChecked(),
+            "sampler_b": str(self.ctl.sampler_b.currentData()),
+            "exact_b": self.ctl.exact_b.isChecked(),
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -1164,18 +1491,29 @@ class LabPanel(Panel):
             self.model.setCurrentIndex(list(lv.MODELS).index(model))  # sets defaults, then:
         for key, spin in (("batch", c.batch), ("nfe", c.nfe), ("eta", c.eta),
                           ("guidance", c.guidance), ("temperature", c.temperature),
-                          ("field_t", c.field_t)):
+                          ("field_t", c.field_t), ("n_critic", c.n_critic)):
             if get(key, int) is not None:
                 spin.setValue(state[key])
-        lr = state.get("lr")
-        if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
-            c.lr.setValue(float(lr))
+        for key, dspin in (("lr", c.lr), ("lr_g", c.lr_g), ("lr_d", c.lr_d)):
+            lr = state.get(key)
+            if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+                dspin.setValue(float(lr))
+        for key, combo in (("gan_loss", c.gan_loss), ("guidance_kind", c.guidance_kind),
+                           ("sampler_b", c.sampler_b)):
+            i = combo.findData(get(key, str))
+            if i >= 0:
+                combo.setCurrentIndex(i)
+        for key, cb in (("compare", c.compare), ("exact_b", c.exact_b)):
+            if get(key, bool) is not None:
+                cb.setChecked(state[key])
         sampler = get("sampler", str)
         if sampler in lv.SAMPLER_LABELS:
             c.sampler.setCurrentIndex(list(lv.SAMPLER_LABELS).index(sampler))
-        width, depth, cond = get("width", int), get("depth", int), get("conditional", bool)
-        self._set_arch_silently((width or c.width.value(), depth or c.depth.value(),
-                                 c.conditional.isChecked() if cond is None else cond))
+        self._set_arch_silently({
+            "width": get("width", int), "depth": get("depth", int),
+            "conditional": get("conditional", bool), "schedule": get("schedule", str),
+            "source": get("source", str), "coupling": get("coupling", str),
+            "t_sampling": get("t_sampling", str), "latent": get("latent", int)})
         self._load_dataset()
 
 

@@ -95,3 +95,8 @@ def test_walk_rejects_bad_barrier():
     out = run("walk", "--barrier", "sticky:0:3")
     assert out.returncode == 2
     assert "barrier looks like" in out.stderr
+
+
+def test_bench_threads_option():
+    out = run("bench", "lab", "--threads", "0")
+    assert out.returncode == 2 and "--threads must be at least 1" in out.stderr

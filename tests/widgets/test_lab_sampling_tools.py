@@ -1,0 +1,177 @@
+"""The Lab's sampling tools driven as a user would: compare two samplers from the same noise,
+the Euler/Heun error curve, classifier guidance, the VP schedule, rectified-flow reflow and the
+GAN's own controls.
+
+The exact (oracle) model needs no training, so most of these run in well under a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines import lab_views as lv
+from widgets.lab_panel import DRAW, LabPanel
+
+
+def choose(panel: LabPanel, model: str) -> None:
+    panel.model.setCurrentIndex(list(lv.MODELS).index(model))
+
+
+def pick(combo, key) -> None:
+    i = combo.findData(key)
+    assert i >= 0, key
+    combo.setCurrentIndex(i)
+
+
+def test_compare_two_samplers_from_the_same_noise(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "ddpm")
+    c = panel.ctl
+    c.exact.setChecked(True)  # the oracle: what is left is the samplers' own error
+    pick(c.sampler, "euler")
+    c.nfe.setValue(10)
+    pick(c.sampler_b, "heun")
+    c.exact_b.setChecked(True)
+    c.compare.setChecked(True)
+    assert panel.compare_plot.isVisible()
+    qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabComparison), timeout=10000)
+    view = panel._view
+    assert view.left.sampler == "euler" and view.right.sampler == "heun"
+    # Same initial noise: the paths start at the same points.
+    np.testing.assert_allclose(view.left.trajectories[0], view.right.trajectories[0])
+    assert len(panel.compare_cloud.points()) == panel.particles.value()
+    assert view.mean_distance > 0 and "mean distance" in c.sample_info.text()
+    pick(c.sampler_b, "euler")  # the same sampler on both sides: identical particles
+    qtbot.waitUntil(lambda: panel._view.right.sampler == "euler", timeout=10000)
+    assert panel._view.mean_distance == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(panel.cloud.points(), panel.compare_cloud.points(), atol=1e-6)
+    c.compare.setChecked(False)
+    assert not panel.compare_plot.isVisible() and len(panel.compare_cloud.points()) == 0
+
+
+def test_euler_heun_error_curve(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "ddpm")
+    panel.ctl.exact.setChecked(True)
+    panel.ctl.error_button.click()
+    qtbot.waitUntil(lambda: not panel.curve_runner.is_active, timeout=60000)
+    n_euler, n_heun = panel.curves.error_points("euler"), panel.curves.error_points("heun")
+    assert n_euler >= 5 and n_heun >= 5
+    e = panel.curves.error_curves
+    # At the finest budget the second-order solver is ahead.
+    assert e["heun"].yData[-1] < e["euler"].yData[-1]
+    assert not panel.banner.text
+
+
+def test_classifier_guidance_pushes_to_the_class_core(make_lab, qtbot):
+    panel = make_lab()  # 8gaussians
+    choose(panel, "ddpm")
+    c = panel.ctl
+    c.exact.setChecked(True)
+    pick(c.guidance_kind, "classifier")
+    pick(c.sampler, "ddim")
+    c.nfe.setValue(50)
+    assert c.class_label.count() == 1 + 8 and c.guidance.isEnabled()
+    pick(c.class_label, 2)
+    mean = panel.mixture.means[2]
+
+    def samples_at(w10: int) -> np.ndarray:
+        c.guidance.setValue(w10)
+        qtbot.waitUntil(lambda: c.guidance_label.text() == f"{w10 / 10:.1f}", timeout=2000)
+        qtbot.wait(60)  # the drag's coalescing timer fires, the worker re-samples
+        qtbot.waitUntil(lambda: not panel.sample_runner.is_active, timeout=10000)
+        return panel.cloud.points().copy()
+
+    one, eight = samples_at(10), samples_at(80)
+    nearest = np.argmin(((one[:, None, :] - panel.mixture.means[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(nearest == 2) > 0.95  # w = 1: the exact posterior, component 2's samples
+    spread = [float(np.mean(np.linalg.norm(p - p.mean(0), axis=1))) for p in (one, eight)]
+    assert spread[1] < 0.5 * spread[0]  # w = 8: pushed into a tight core ...
+    # ... and off the data: tilted away from the other classes, past the component's mean
+    assert np.linalg.norm(eight.mean(0)) > np.linalg.norm(mean) + 0.3
+
+
+def test_learned_classifier_trains_in_a_worker(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "ddpm")
+    c = panel.ctl
+    pick(c.guidance_kind, "classifier")
+    assert c.train_classifier.isEnabled()
+    c.train_classifier.click()
+    assert not c.train_classifier.isEnabled()
+    qtbot.waitUntil(lambda: panel._current_classifier() is not None, timeout=60000)
+    assert "accuracy" in c.classifier_info.text()
+    panel.seed.setValue(5)  # other data: that classifier no longer applies
+    assert panel._current_classifier() is None
+
+
+def test_schedule_changes_the_exact_forward_view(make_lab):
+    panel = make_lab()
+    panel.t_slider.setValue(300)
+    linear = np.cov(panel.cloud.points().T)
+    pick(panel.schedule, "cosine")
+    cosine = np.cov(panel.cloud.points().T)
+    # at t = 0.3 the linear schedule has destroyed more of the signal than the cosine one
+    ab_lin, ab_cos = lv.alpha_bar(0.3, "linear"), lv.alpha_bar(0.3, "cosine")
+    assert ab_lin < ab_cos
+    assert np.trace(linear) < np.trace(cosine)  # 8gaussians: signal variance 4 > noise 1
+
+
+def test_reflow_straightens_and_one_step(make_lab, qtbot, monkeypatch):
+    panel = make_lab()
+    choose(panel, "rf")
+    c = panel.ctl
+    monkeypatch.setattr(panel, "confirm_reset", lambda text: True)
+    pick(c.coupling, "ot")
+    pick(c.t_sampling, "logit_normal")
+    c.width.setValue(64)
+    panel.play_pause()
+    qtbot.waitUntil(lambda: panel._train is not None and panel._train.step >= 600
+                    and panel._train.straightness is not None, timeout=60000)
+    panel.play_pause()
+    first = panel._train
+    assert "1-RF" in c.straightness.text()
+    c.reflow.click()
+    qtbot.waitUntil(lambda: panel._train is not None and panel._train.reflow_round == 1
+                    and panel._train.step >= 400 and panel._train.straightness is not None,
+                    timeout=60000)
+    assert "2-RF" in c.straightness.text()
+    assert panel._train.straightness < first.straightness
+    panel.play_pause()
+    c.one_step.click()
+    qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabSampleSnapshot) and panel._view.nfe == 1,
+                    timeout=10000)
+    assert c.nfe.value() == 1 and c.sampler.currentData() == "euler"
+
+
+def test_gan_controls_reach_training(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "gan")
+    c = panel.ctl
+    assert c.lr_g.isVisibleTo(panel) and not c.lr.isVisibleTo(panel)
+    pick(c.gan_loss, "minimax")
+    c.lr_g.setValue(2e-4)
+    c.lr_d.setValue(8e-4)
+    c.n_critic.setValue(2)
+    panel.play_pause()
+    qtbot.waitUntil(lambda: panel._train is not None and panel._train.step > 20, timeout=15000)
+    p = panel.train_params.get()
+    assert (p["gan_loss"], p["lr_g"], p["lr_d"], p["n_critic"]) == ("minimax", 2e-4, 8e-4, 2)
+    # minimax: G minimises log(1 - D(G(z))) < 0; non-saturating -log D(G(z)) > 0
+    assert panel._train.loss[-1] < 0
+    choose(panel, "wgan-gp")
+    assert not c.gan_loss.isEnabled() and c.n_critic.value() == lv.gan_defaults("wgan-gp")["n_critic"]
+
+
+@pytest.mark.parametrize("model", ["realnvp", "gan"])
+def test_flows_and_gans_train_on_a_drawing(make_lab, qtbot, model):
+    panel = make_lab()
+    panel.dataset.setCurrentText(DRAW)
+    panel.add_stroke(np.array([[-2.0, 1.0], [2.0, 1.0]]))
+    choose(panel, model)
+    assert panel.play_button.isEnabled()
+    panel.play_pause()
+    qtbot.waitUntil(lambda: panel._train is not None and len(panel._train.samples) > 0
+                    and panel._train.step > 100, timeout=30000)
+    assert not panel.banner.text and np.isfinite(panel._train.samples).all()
