@@ -658,8 +658,11 @@ class LabSampleSnapshot:
 
 
 def _model_fn(fam: str, config: dict | None, state: dict | None, gmm: GaussianMixture | None,
-              exact: bool, schedule: str = "linear"):
-    """The eps (diffusion) or velocity (RF) model function: the trained net, or the oracle."""
+              exact: bool, schedule: str = "linear", bf16: bool = False):
+    """The eps (diffusion) or velocity (RF) model function: the trained net, or the oracle.
+
+    ``bf16``: the trained net's hidden layers in bfloat16 (about 2x faster on CPUs with
+    AVX512-BF16, ~1e-3 relative error: a preview precision; the oracle is always float64)."""
     if exact:
         if gmm is None:
             raise ValueError("the exact model exists only for Gaussian-mixture targets")
@@ -675,13 +678,14 @@ def _model_fn(fam: str, config: dict | None, state: dict | None, gmm: GaussianMi
     from engines.nets import net_from_state
 
     net = net_from_state(config, state)
+    dtype = torch.bfloat16 if bf16 else torch.float32
     if fam == "diffusion":
         from engines.diffusion import net_eps_model
 
-        return net_eps_model(net, vp_schedule(schedule))
+        return net_eps_model(net, vp_schedule(schedule), dtype=dtype)
     from engines.flow_matching import net_velocity_model
 
-    return net_velocity_model(net)
+    return net_velocity_model(net, dtype=dtype)
 
 
 def lab_sample(
@@ -704,6 +708,7 @@ def lab_sample(
     guidance_kind: str = "cfg",
     classifier: tuple[dict, dict] | None = None,
     class_label: int | None = None,
+    bf16: bool = False,
 ) -> LabSampleSnapshot:
     """Sample ``n`` points from a diffusion or RF model (weights from a training snapshot).
 
@@ -723,6 +728,7 @@ def lab_sample(
     ``None`` asks for every class in turn (labels ``arange(n) % K``), else every particle
     for that class. The same ``seed`` gives the same starting noise (whatever the sampler,
     guidance or model), so moving a slider shows the sampler changing, not the noise.
+    ``bf16=True`` runs a trained net's hidden layers in bfloat16 (the panel's fast preview).
     """
     from engines import samplers
     from engines.flow_matching import ode_sample
@@ -734,7 +740,7 @@ def lab_sample(
     nfe = max(1, int(nfe))
     n = int(n)
     sched = vp_schedule(schedule)
-    base = _model_fn(fam, config, state, gmm, exact, schedule)
+    base = _model_fn(fam, config, state, gmm, exact, schedule, bf16=bf16)
     labels = None
     model = base
     if guidance_kind == "classifier":

@@ -159,6 +159,11 @@ class LearnedControls(QtWidgets.QWidget):
         self.classifier_info.setToolTip("The classifier's training step and accuracy on noised points")
         f.addRow(self.train_classifier)
         f.addRow(self.classifier_info)
+        self.bf16 = QtWidgets.QCheckBox("Fast preview (bfloat16)")
+        self.bf16.setToolTip("Run the trained network's hidden layers in bfloat16: about twice "
+                             "as fast on CPUs with AVX512-BF16, ~0.1% relative error per "
+                             "evaluation. Off: float32, the exact arithmetic of training")
+        f.addRow(self.bf16)
         self.exact = QtWidgets.QCheckBox("Exact model (oracle)")
         self.exact.setToolTip("Learned ↔ exact: sample with the closed-form score / velocity "
                               "of the mixture through the same sampler (mixtures only): what a "

@@ -60,6 +60,8 @@ class CurvesView(QtWidgets.QWidget):
             "Sample quality against the sampling budget for the chosen sampler (press 'Quality vs "
             "NFE'); computed in the sampling worker")
         self.nfe_plot.setLogMode(x=True, y=True)
+        for side in ("bottom", "left"):  # decades only: minor labels overlap in a small plot
+            self.nfe_plot.getPlotItem().getAxis(side).setStyle(maxTextLevel=0)
         self.quality_plot.setLogMode(x=False, y=True)  # W2 falls over decades: 10 -> 0.1
         self.nfe_curve = self.nfe_plot.plot(pen=pg.mkPen((230, 160, 255), width=1.5),
                                             symbol="o", symbolSize=5)

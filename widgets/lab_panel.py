@@ -370,6 +370,7 @@ class LabPanel(Panel):
         for combo in (c.guidance_kind, c.class_label, c.sampler_b):
             combo.currentIndexChanged.connect(self._on_view_control)
         c.exact_b.toggled.connect(self._on_view_control)
+        c.bf16.toggled.connect(self._on_view_control)
         c.compare.toggled.connect(self._on_compare_toggled)
         c.train_classifier.clicked.connect(self.request_classifier)
         c.error_button.clicked.connect(self.request_error_curve)
@@ -1102,7 +1103,7 @@ class LabPanel(Panel):
             config=None if s is None else s.config, state=None if s is None else s.state,
             gmm=self._gmm, exact=exact, sampler=str(c.sampler.currentData()),
             eta=c.eta.value() / 100, guidance=c.guidance.value() / 10, seed=self.seed.value(),
-            class_label=c.class_label.currentData())
+            class_label=c.class_label.currentData(), bf16=c.bf16.isChecked())
         if fam == "diffusion":
             kw["schedule"] = self.schedule_key
             kind = str(c.guidance_kind.currentData())
@@ -1457,6 +1458,7 @@ class LabPanel(Panel):
             "compare": self.ctl.compare.isChecked(),
             "sampler_b": str(self.ctl.sampler_b.currentData()),
             "exact_b": self.ctl.exact_b.isChecked(),
+            "bf16": self.ctl.bf16.isChecked(),
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -1503,7 +1505,7 @@ class LabPanel(Panel):
             i = combo.findData(get(key, str))
             if i >= 0:
                 combo.setCurrentIndex(i)
-        for key, cb in (("compare", c.compare), ("exact_b", c.exact_b)):
+        for key, cb in (("compare", c.compare), ("exact_b", c.exact_b), ("bf16", c.bf16)):
             if get(key, bool) is not None:
                 cb.setChecked(state[key])
         sampler = get("sampler", str)

@@ -279,3 +279,18 @@ def test_rf_trains_on_drawn_points():
                                  width=16, depth=2, max_steps=300, quality_n=400))[-1]
     out = lv.lab_sample("rf", config=last.config, state=last.state, nfe=20, n=400, target=pts)
     assert np.linalg.norm(out.samples.mean(0) - (1.5, -1.0)) < 0.5
+
+
+@pytest.mark.parametrize("fam,model", [("diffusion", "ddpm"), ("rf", "rf")])
+def test_bf16_preview_stays_close_to_float32(fam, model):
+    """The fast preview changes the arithmetic, not the picture: same noise, nearly the same
+    samples (bfloat16 keeps 8 mantissa bits; 20 steps compound it only mildly)."""
+    target = toy_data.sample("8gaussians", 300, np.random.default_rng(7))
+    last = list(lv.lab_train_job(model, ParamBox(lr=2e-3, batch_size=128), data="8gaussians",
+                                 target=target, width=32, depth=2, max_steps=40, quality_n=300))[-1]
+    kw = dict(config=last.config, state=last.state, sampler="euler", nfe=20, n=500, seed=1)
+    full = lv.lab_sample(fam, **kw).samples
+    fast = lv.lab_sample(fam, bf16=True, **kw).samples
+    gap = np.linalg.norm(full - fast, axis=1)
+    scale = np.linalg.norm(full, axis=1).mean()
+    assert 0 < gap.mean() < 0.03 * scale

@@ -86,9 +86,13 @@ def test_nfe_slider_resamples(make_lab, qtbot):
     for v in (3, 10, 30, 50):  # a drag: only the last request has to be drawn
         panel.ctl.nfe.setValue(v)
     qtbot.waitUntil(lambda: panel._view.nfe == 50, timeout=5000)
-    fifty = panel.cloud.points()
+    fifty = panel.cloud.points().copy()
     assert one.shape == fifty.shape and not np.allclose(one, fifty)
     assert "NFE 50" in panel.ctl.sample_info.text() and not panel.banner.text
+    panel.ctl.bf16.setChecked(True)  # the fast preview: a re-sample, nearly the same points
+    qtbot.waitUntil(lambda: not np.array_equal(panel.cloud.points(), fifty), timeout=5000)
+    assert np.abs(panel.cloud.points() - fifty).mean() < 0.1
+    panel.ctl.bf16.setChecked(False)
     # learned <-> exact: the oracle through the same sampler
     panel.ctl.exact.setChecked(True)
     qtbot.waitUntil(lambda: panel._view.exact, timeout=5000)
