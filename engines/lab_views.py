@@ -516,6 +516,7 @@ def lab_train_job(
     max_steps: int | None = None,
     latent_dim: int = 2,
     schedule: str = "linear",
+    prediction: str = "eps",
     source: str | np.ndarray = "gaussian",
     coupling: str = "independent",
     t_sampling: str = "uniform",
@@ -534,8 +535,10 @@ def lab_train_job(
     latent size, fixed for the run like the architecture.
 
     Diffusion trains on the VP ``schedule`` (``"linear"``/``"cosine"``, the one the exact
-    views use). Rectified flow: ``source`` (``"gaussian"``, a toy name or points), ``coupling``
-    (``"independent"``/``"ot"``) and ``t_sampling`` (``"uniform"``/``"logit_normal"``) go to
+    views use) with the network predicting ``prediction`` (``"eps"``, ``"x0"`` or ``"v"``;
+    the loss is the MSE of that target, and sampling converts it to ε). Rectified flow:
+    ``source`` (``"gaussian"``, a toy name or points), ``coupling`` (``"independent"``/``"ot"``)
+    and ``t_sampling`` (``"uniform"``/``"logit_normal"``) go to
     :func:`engines.flow_matching.fm_train_job`, whose previews' path straightness lands in
     ``straightness``. ``pairs``/``init``/``reflow_round`` are :func:`reflow_job`'s: fixed
     training pairs, ``(config, state)`` to warm-start from, and the round to report.
@@ -559,7 +562,7 @@ def lab_train_job(
         from engines.diffusion import diffusion_train_job
 
         inner = diffusion_train_job(params, data, width=width, depth=depth, conditional=conditional,
-                                    schedule=vp_schedule(schedule),
+                                    schedule=vp_schedule(schedule), prediction=prediction,  # type: ignore[arg-type]
                                     preview_every=100, preview_n=quality_n, seed=seed, device=dev,
                                     max_steps=max_steps)
     elif fam == "rf":

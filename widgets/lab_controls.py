@@ -89,6 +89,12 @@ class LearnedControls(QtWidgets.QWidget):
         self.depth.setToolTip("Hidden layers of the network(s): architecture, changing it "
                               "restarts training (you are asked first)")
         f.addRow("Depth", self.depth)
+        self.prediction = _combo(
+            {"ε (noise)": "eps", "x₀ (clean data)": "x0", "v (velocity)": "v"},
+            "What the diffusion network predicts from x_t: the added noise ε (DDPM), the clean "
+            "x₀, or v = √ᾱ ε − √(1−ᾱ) x₀ (Salimans & Ho). Same optimum, different weighting "
+            "of the noise levels; sampling converts it to ε. Restarts training (asked first)")
+        f.addRow("Predicts", self.prediction)
         self.lr_g = _lr_spin("Generator learning rate (Adam; RMSprop for clipped WGAN); live")
         f.addRow("lr G", self.lr_g)
         self.lr_d = _lr_spin("Discriminator / critic learning rate; live. TTUR: a faster D than G "
@@ -314,6 +320,7 @@ class LearnedControls(QtWidgets.QWidget):
         for w in (self.lr_g, self.lr_d, self.n_critic, self.latent):
             self._train_form.setRowVisible(w, gan)
         self._train_form.setRowVisible(self.lr, not gan)
+        self._train_form.setRowVisible(self.prediction, fam == "diffusion")
         for w in (self.guidance_kind, self.class_label, self.train_classifier, self.classifier_info):
             self.sample_box.layout().setRowVisible(w, fam == "diffusion")
         self.show_compare_rows(self.compare.isChecked())

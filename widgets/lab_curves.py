@@ -82,6 +82,9 @@ class CurvesView(QtWidgets.QWidget):
         self.nfe_plot.setVisible(fam in ("diffusion", "rf"))
         self.clear()
 
+    def set_loss_title(self, title: str) -> None:
+        self.loss_plot.setTitle(f"<span style='font-size:9pt'>{title}</span>")
+
     def clear(self) -> None:
         for curve in (self.loss_curve, self.loss_d_curve, self.quality_curve, self.nfe_curve,
                       *self.error_curves.values()):

@@ -43,6 +43,8 @@ from widgets.points import PointCloudItem
 from widgets.runner import JobRunner, JobState
 
 DRAW = "draw your own"
+PREDICTION_LOSS: dict[str, str] = {"eps": "ε-prediction MSE", "x0": "x₀-prediction MSE",
+                                   "v": "v-prediction MSE"}
 IMAGE = "image as density"
 IMPORT = "import points…"
 DATASET_CHOICES: tuple[str, ...] = (*toy_data.DATASETS, DRAW, IMAGE, IMPORT)
@@ -119,6 +121,7 @@ class Setup(NamedTuple):
     coupling: str
     t_sampling: str
     latent: int
+    prediction: str
 
 
 @contextmanager
@@ -218,7 +221,7 @@ class LabPanel(Panel):
         self._classifier_pending: tuple | None = None
         self._straightness: dict[int, float] = {}  # reflow round -> straightness of its paths
         self._model = "exact"
-        self._arch = Setup(128, 3, False, "linear", "gaussian", "independent", "uniform", 2)
+        self._arch = Setup(128, 3, False, "linear", "gaussian", "independent", "uniform", 2, "eps")
         self._train: lv.LabTrainSnapshot | None = None  # latest training frame
         self._view: Any = None  # latest sampling / flow-layer result
         self._resample_timer = QtCore.QTimer(self)
@@ -360,7 +363,7 @@ class LabPanel(Panel):
         c.depth.valueChanged.connect(self._on_arch_changed)
         c.conditional.toggled.connect(self._on_arch_changed)
         c.latent.valueChanged.connect(self._on_arch_changed)
-        for combo in (c.source, c.coupling, c.t_sampling):
+        for combo in (c.source, c.coupling, c.t_sampling, c.prediction):
             combo.currentIndexChanged.connect(self._on_arch_changed)
         c.lr_g.valueChanged.connect(lambda v: self.train_params.update(lr_g=float(v)))
         c.lr_d.valueChanged.connect(lambda v: self.train_params.update(lr_d=float(v)))
@@ -819,7 +822,8 @@ class LabPanel(Panel):
         c = self.ctl
         return Setup(c.width.value(), c.depth.value(), c.conditional.isChecked(), self.schedule_key,
                      str(c.source.currentData()), str(c.coupling.currentData()),
-                     str(c.t_sampling.currentData()), c.latent.value())
+                     str(c.t_sampling.currentData()), c.latent.value(),
+                     str(c.prediction.currentData()))
 
     @property
     def has_model(self) -> bool:
@@ -829,7 +833,7 @@ class LabPanel(Panel):
     def _setup_widgets(self) -> list[QtWidgets.QWidget]:
         c = self.ctl
         return [c.width, c.depth, c.conditional, self.schedule, c.source, c.coupling,
-                c.t_sampling, c.latent]
+                c.t_sampling, c.latent, c.prediction]
 
     def _set_arch_silently(self, arch: Setup | dict[str, Any]) -> None:
         """Put a set-up back on the controls without triggering a reset (a dict: some keys)."""
@@ -998,7 +1002,7 @@ class LabPanel(Panel):
             gan_loss=str(c.gan_loss.currentData()))
         extra: dict[str, Any] = {}
         if fam == "diffusion":
-            extra["schedule"] = setup.schedule
+            extra.update(schedule=setup.schedule, prediction=setup.prediction)
         elif fam == "rf":
             extra.update(source=setup.source, coupling=setup.coupling, t_sampling=setup.t_sampling)
         elif fam == "gan":
@@ -1030,6 +1034,8 @@ class LabPanel(Panel):
         fam = lv.family(s.model)
         c = self.ctl
         self.curves.set_training(s.loss_steps, s.loss, s.loss_d, s.floor, s.quality_steps, s.quality)
+        if fam == "diffusion" and s.config is not None:
+            self.curves.set_loss_title(PREDICTION_LOSS.get(str(s.config.get("prediction")), "MSE"))
         q = f" · sliced W₂ {s.quality[-1]:.3f}" if len(s.quality) else ""
         c.rate.setText(f"step {s.step:,} · {s.steps_per_s:,.0f} steps/s · lr {s.lr:.2g} · "
                        f"batch {s.batch_size}{q}")
@@ -1450,6 +1456,7 @@ class LabPanel(Panel):
             "coupling": str(self.ctl.coupling.currentData()),
             "t_sampling": str(self.ctl.t_sampling.currentData()),
             "latent": self.ctl.latent.value(),
+            "prediction": str(self.ctl.prediction.currentData()),
             "lr_g": self.ctl.lr_g.value(),
             "lr_d": self.ctl.lr_d.value(),
             "n_critic": self.ctl.n_critic.value(),
@@ -1515,7 +1522,8 @@ class LabPanel(Panel):
             "width": get("width", int), "depth": get("depth", int),
             "conditional": get("conditional", bool), "schedule": get("schedule", str),
             "source": get("source", str), "coupling": get("coupling", str),
-            "t_sampling": get("t_sampling", str), "latent": get("latent", int)})
+            "t_sampling": get("t_sampling", str), "latent": get("latent", int),
+            "prediction": get("prediction", str)})
         self._load_dataset()
 
 

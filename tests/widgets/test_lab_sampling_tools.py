@@ -175,3 +175,19 @@ def test_flows_and_gans_train_on_a_drawing(make_lab, qtbot, model):
     qtbot.waitUntil(lambda: panel._train is not None and len(panel._train.samples) > 0
                     and panel._train.step > 100, timeout=30000)
     assert not panel.banner.text and np.isfinite(panel._train.samples).all()
+
+
+def test_prediction_target_is_a_training_choice(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "ddpm")
+    c = panel.ctl
+    assert c.prediction.isVisibleTo(panel)
+    pick(c.prediction, "v")
+    c.width.setValue(32)
+    panel.play_pause()
+    qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabSampleSnapshot), timeout=20000)
+    assert panel._train.config["prediction"] == "v"
+    assert "v-prediction" in panel.curves.loss_plot.getPlotItem().titleLabel.text
+    assert np.isfinite(panel.cloud.points()).all()
+    choose(panel, "rf")
+    assert not c.prediction.isVisibleTo(panel)  # a velocity net has one target
