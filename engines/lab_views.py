@@ -654,10 +654,26 @@ class LabSampleSnapshot:
     exact: bool
     swd: float | None
     straightness: float | None = None  # RF only: see _sample_straightness
+    #: every particle at up to :data:`MAX_FRAMES` of the sampler's times, (F, n, 2), and those
+    #: process times (F,) (VP: from 1 down to 0; RF: from 0 up to 1): the learned reverse
+    #: process, for the panel's t slider
+    frames: np.ndarray | None = None
+    frame_times: np.ndarray | None = None
 
     @property
     def points(self) -> np.ndarray:
         return self.samples
+
+    def frame_at(self, t: float) -> tuple[int, np.ndarray] | None:
+        """The frame whose time is nearest ``t``: ``(index, points)``, or None without frames."""
+        if self.frames is None or self.frame_times is None or not len(self.frame_times):
+            return None
+        k = int(np.argmin(np.abs(self.frame_times - float(t))))
+        return k, self.frames[k]
+
+
+#: Frames of a sampling run kept for scrubbing (all particles): 61 x 20,000 x 2 float32 is 10 MB.
+MAX_FRAMES = 61
 
 
 def _model_fn(fam: str, config: dict | None, state: dict | None, gmm: GaussianMixture | None,
@@ -785,9 +801,18 @@ def lab_sample(
         sampler = method
         straight = _sample_straightness(model, x0, labels, res.trajectory)
     traj = np.zeros((0, 0, 2), np.float32)
+    frames = frame_times = None
     if res.trajectory is not None:
-        t_idx = np.unique(np.linspace(0, res.trajectory.shape[0] - 1, 201).round().astype(int))
+        last = res.trajectory.shape[0] - 1
+        t_idx = np.unique(np.linspace(0, last, 201).round().astype(int))
         traj = np.ascontiguousarray(res.trajectory[t_idx, :n_traj])
+        f_idx = np.unique(np.linspace(0, last, MAX_FRAMES).round().astype(int))
+        frames = np.ascontiguousarray(res.trajectory[f_idx], dtype=np.float32)
+        ts = getattr(res, "ts", None)
+        if ts is not None and len(ts) == last + 1:  # the sampler's own time grid (VP)
+            frame_times = np.asarray(ts, np.float64)[f_idx]
+        else:  # RF integrates on a uniform grid from 0 to 1
+            frame_times = f_idx / max(last, 1)
     swd = None
     out = np.asarray(res.samples, np.float32)
     finite = out[np.isfinite(out).all(axis=1)]
@@ -796,7 +821,8 @@ def lab_sample(
 
         swd = sliced_wasserstein(finite[:1000], np.asarray(target)[:1000], n_projections=100)
     return LabSampleSnapshot(samples=out, trajectories=traj, nfe=int(res.nfe), sampler=sampler,
-                             exact=exact, swd=swd, straightness=straight)
+                             exact=exact, swd=swd, straightness=straight, frames=frames,
+                             frame_times=frame_times)
 
 
 def sample_job(fam: str, **kwargs) -> Iterator[LabSampleSnapshot]:

@@ -725,8 +725,37 @@ class LabPanel(Panel):
         self._refresh_text()
         self.show_forward()
 
+    @property
+    def time_process(self) -> str:
+        """Whose time convention the t slider uses: the learned model's, else the Process combo's."""
+        return {"diffusion": "vp", "rf": "rf"}.get(self.family, self.process_key)
+
+    def _show_learned_frame(self) -> None:
+        """The learned model's last sampling run at the slider's t (its reverse process)."""
+        view, t = self._view, self.t
+        self.t_value.setText(f"t = {t:.2f}")
+        pairs: list[tuple[lv.LabSampleSnapshot, PointCloudItem, pg.TextItem, pg.PlotWidget, str]] = []
+        if isinstance(view, lv.LabComparison):
+            pairs = [(view.left, self.cloud, self.title_item, self.plot, "A: "),
+                     (view.right, self.compare_cloud, self.compare_title, self.compare_plot, "B: ")]
+        elif isinstance(view, lv.LabSampleSnapshot):
+            pairs = [(view, self.cloud, self.title_item, self.plot, "")]
+        for snap, cloud, title, plot, tag in pairs:
+            hit = snap.frame_at(t)
+            if hit is None:
+                continue
+            cloud.setData(hit[1])
+            shown = float(snap.frame_times[hit[0]])  # type: ignore[index]
+            if abs(shown - lv.data_end(self.time_process)) > 1e-9:
+                who = "exact" if snap.exact else "learned"
+                self._set_title(title, plot, f"{tag}{who} model's reverse process "
+                                f"({lv.SAMPLER_LABELS[snap.sampler]}): particles at t = {shown:.2f}")
+            else:
+                self._set_title(title, plot, f"{tag}{self._describe_sample(snap)}")
+
     def _on_t_changed(self) -> None:
         if self.is_learned:
+            self._show_learned_frame()
             return
         if self.runner.is_active:  # the user grabbed t: the ODE animation gives way
             self.runner.cancel(wait=False)
@@ -763,7 +792,7 @@ class LabPanel(Panel):
         self._apply_toggles()
 
     def _refresh_text(self) -> None:
-        key = self.process_key
+        key = self.time_process
         fam = self.family
         if fam == "exact":
             note = NOTES[key]
@@ -783,8 +812,12 @@ class LabPanel(Panel):
         left, right = ("data", "noise") if key == "vp" else ("noise", "data")
         self.t_left.setText(f"{left} (0)")
         self.t_right.setText(f"(1) {right}")
-        self.t_slider.setToolTip(
-            f"Scrub t: the exact forward marginal p_t; data at {data_at}, N(0, I) at {noise_at}")
+        if fam == "exact":
+            tip = f"Scrub t: the exact forward marginal p_t; data at {data_at}, N(0, I) at {noise_at}"
+        else:
+            tip = (f"Scrub t through the last sampling run: every particle of the learned reverse "
+                   f"process at time t (N(0, I) at {noise_at}, samples at {data_at})")
+        self.t_slider.setToolTip(tip)
 
     def _apply_toggles(self) -> None:
         fam, c = self.family, self.ctl
@@ -913,7 +946,11 @@ class LabPanel(Panel):
                 self.ctl.layer.setMaximum(k)
                 self.ctl.layer.setValue(k)
             self.ctl.layer_label.setText(f"{k}/{k}")
-        self.t_row.setVisible(fam == "exact")
+        self.t_row.setVisible(fam in ("exact", "diffusion", "rf"))
+        if fam in ("diffusion", "rf"):  # samples arrive at the data end: start there
+            with _signals_blocked(self.t_slider):
+                self.t_slider.setValue(round(lv.data_end(self.time_process) * T_STEPS))
+            self.t_value.setText(f"t = {lv.data_end(self.time_process):.2f}")
         for w in (self.process, self.speed, self.show_field):  # the exact views' own controls
             self._form.setRowVisible(w, fam == "exact")
         self._update_schedule_row()
@@ -1047,7 +1084,7 @@ class LabPanel(Panel):
         if fam == "rf":
             self._show_straightness(s)
         if fam in ("diffusion", "rf"):
-            if not isinstance(self._view, lv.LabSampleSnapshot):
+            if not isinstance(self._view, (lv.LabSampleSnapshot, lv.LabComparison)):
                 self.cloud.setData(s.samples)
             if want_view:
                 self.request_view()
@@ -1338,10 +1375,12 @@ class LabPanel(Panel):
                                   f"matching particles <b>{snap.mean_distance:.3f}</b>")
             self._set_title(self.title_item, self.plot, f"A: {a}")
             self._set_title(self.compare_title, self.compare_plot, f"B: {b}")
+            self._show_learned_frame()
         elif isinstance(snap, lv.LabSampleSnapshot) and fam in ("diffusion", "rf"):
             self.cloud.setData(snap.samples)
             self.traj_item.setPaths(snap.trajectories)
             c.sample_info.setText(self._describe_sample(snap))
+            self._show_learned_frame()
         elif isinstance(snap, lv.FlowLayerView) and self.family == "flow":
             self.grid_item.setLines(*lv.polyline_arrays(snap.grid))
             self.cloud.setData(snap.base)

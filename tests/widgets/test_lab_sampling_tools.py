@@ -191,3 +191,22 @@ def test_prediction_target_is_a_training_choice(make_lab, qtbot):
     assert np.isfinite(panel.cloud.points()).all()
     choose(panel, "rf")
     assert not c.prediction.isVisibleTo(panel)  # a velocity net has one target
+
+
+@pytest.mark.parametrize("model,noise_t", [("ddpm", 1.0), ("rf", 0.0)])
+def test_t_slider_scrubs_the_reverse_process(make_lab, qtbot, model, noise_t):
+    panel = make_lab()
+    choose(panel, model)
+    assert panel.t_row.isVisible()
+    panel.ctl.exact.setChecked(True)  # a perfect model: no training needed
+    qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabSampleSnapshot), timeout=10000)
+    final = panel.cloud.points().copy()
+    np.testing.assert_allclose(final, panel._view.samples)  # the slider starts at the data end
+    panel.t_slider.setValue(round(noise_t * 1000))  # back to where the sampler started
+    start = panel.cloud.points()
+    np.testing.assert_allclose(np.cov(start.T), np.eye(2), atol=0.12)
+    np.testing.assert_allclose(start[:64], panel._view.trajectories[0], atol=1e-6)
+    panel.t_slider.setValue(500)
+    mid = panel.cloud.points()
+    assert not np.allclose(mid, start) and not np.allclose(mid, final)
+    assert "t = 0.50" in panel.t_value.text()
