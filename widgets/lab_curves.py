@@ -60,8 +60,10 @@ class CurvesView(QtWidgets.QWidget):
             "Sample quality against the sampling budget for the chosen sampler (press 'Quality vs "
             "NFE'); computed in the sampling worker")
         self.nfe_plot.setLogMode(x=True, y=True)
-        for side in ("bottom", "left"):  # decades only: minor labels overlap in a small plot
-            self.nfe_plot.getPlotItem().getAxis(side).setStyle(maxTextLevel=0)
+        # 1-2-5 labels: pyqtgraph's own log labels (3, 4, ..., 2·10¹, 3·10¹) overlap here
+        nice = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+        self.nfe_plot.getPlotItem().getAxis("bottom").setTicks(
+            [[(float(np.log10(v)), str(v)) for v in nice], []])
         self.quality_plot.setLogMode(x=False, y=True)  # W2 falls over decades: 10 -> 0.1
         self.nfe_curve = self.nfe_plot.plot(pen=pg.mkPen((230, 160, 255), width=1.5),
                                             symbol="o", symbolSize=5)

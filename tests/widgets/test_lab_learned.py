@@ -27,7 +27,7 @@ def trained_to(panel: LabPanel, qtbot, steps: int, timeout: int = 20000) -> lv.L
 def test_diffusion_trains_and_lr_is_live(make_lab, qtbot):
     panel = make_lab()
     choose(panel, "ddpm")
-    assert panel.curves.isVisible() and not panel.t_row.isVisible()
+    assert panel.curves.isVisible() and panel.t_row.isVisible()  # t scrubs the reverse process
     panel.ctl.width.setValue(64)  # no model yet: no question asked
     panel.play_button.click()
     assert panel.runner.state == JobState.RUNNING and "Pause" in panel.play_button.text()
