@@ -232,7 +232,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self, path: str | Path | None = None, size: tuple[int, int] | None = None
     ) -> Path | None:
         panel = self.current_panel()
-        if not panel.history:
+        if not panel.has_animation():
             self.report_error("Nothing to export", "This panel has no frames yet: press Play (Space) first.")
             return None
         if path is None:

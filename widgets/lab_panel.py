@@ -1437,6 +1437,44 @@ class LabPanel(Panel):
     def export_widget(self) -> QtWidgets.QWidget:
         return self.plots if self.compare_plot.isVisible() else self.plot
 
+    def _sampling_run(self) -> lv.LabSampleSnapshot | None:
+        """The last sampling run with frames (the left one in compare mode), if any."""
+        view = self._view
+        snap = view.left if isinstance(view, lv.LabComparison) else view
+        if self.family in ("diffusion", "rf") and isinstance(snap, lv.LabSampleSnapshot) \
+                and snap.frames is not None and snap.frame_times is not None:
+            return snap
+        return None
+
+    def has_animation(self) -> bool:
+        return self._sampling_run() is not None or super().has_animation()
+
+    def animation_frames(
+        self, max_frames: int = 120, size: tuple[int, int] | None = None
+    ) -> list[QtGui.QImage]:
+        """Diffusion / RF with a sampling run: the sampling animation, noise to data (the
+        t slider walked through the run's frames, both plots in compare mode). Otherwise
+        the training frames."""
+        run = self._sampling_run()
+        if run is None:
+            return super().animation_frames(max_frames, size)
+        from widgets.export import render_widget
+
+        times = run.frame_times
+        assert times is not None
+        if len(times) > max_frames:
+            times = times[np.linspace(0, len(times) - 1, max_frames).round().astype(int)]
+        target = self.export_widget()
+        keep = self.t_slider.value()
+        frames: list[QtGui.QImage] = []
+        try:
+            for t in times:
+                self.t_slider.setValue(round(float(t) * T_STEPS))
+                frames.append(render_widget(target, size))
+        finally:
+            self.t_slider.setValue(keep)
+        return frames
+
     def reset(self) -> None:
         super().reset()
         self._clear_training()

@@ -173,6 +173,10 @@ class Panel(QtWidgets.QWidget):
             return
         self._frame_times.append(time.perf_counter())
 
+    def has_animation(self) -> bool:
+        """Whether :meth:`animation_frames` has anything to show (GIF export asks first)."""
+        return bool(self.history)
+
     def animation_frames(
         self, max_frames: int = 120, size: tuple[int, int] | None = None
     ) -> list[QtGui.QImage]:

@@ -210,3 +210,23 @@ def test_t_slider_scrubs_the_reverse_process(make_lab, qtbot, model, noise_t):
     mid = panel.cloud.points()
     assert not np.allclose(mid, start) and not np.allclose(mid, final)
     assert "t = 0.50" in panel.t_value.text()
+
+
+def test_sampling_animation_gif(make_lab, qtbot, tmp_path):
+    from PIL import Image
+
+    from widgets.export import save_gif
+
+    panel = make_lab()
+    choose(panel, "rf")
+    panel.ctl.exact.setChecked(True)
+    panel.ctl.nfe.setValue(12)
+    qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabSampleSnapshot) and panel._view.nfe == 12,
+                    timeout=10000)
+    assert panel.has_animation() and not panel.history  # no training: the sampling run it is
+    keep = panel.t_slider.value()
+    frames = panel.animation_frames(size=(320, 240))
+    assert len(frames) == 13 and panel.t_slider.value() == keep  # noise, 12 steps; slider back
+    path = save_gif(frames, tmp_path / "sampling.gif")
+    with Image.open(path) as im:
+        assert im.n_frames >= 10  # identical consecutive frames may merge, moving ones do not
