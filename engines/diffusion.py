@@ -32,7 +32,14 @@ import torch
 
 from engines.gmm import GaussianMixture, vp_eps, vp_score
 from engines.jobs import ParamBox
-from engines.nets import ChunkedTrainer, FastMLP, TimeMLP, TrainSnapshot, run_train_job
+from engines.nets import (
+    ChunkedTrainer,
+    FastMLP,
+    TimeMLP,
+    TrainSnapshot,
+    dropped_labels,
+    run_train_job,
+)
 from engines.toy_data import DataSource  # re-exported: it lived here first
 
 __all__ = [
@@ -377,12 +384,7 @@ def diffusion_batches(
         tt = torch.from_numpy(t_np.astype(np.float32)).to(dev)
         feats = net.input_features(xt, tt).reshape(k, b, -1)
         tgt = torch.from_numpy(np.asarray(tgt_np, dtype=np.float32)).to(dev).reshape(k, b, 2)
-        labels = None
-        if net.n_classes > 0:
-            lab = lab_np.copy()
-            lab[rng.random(n) < p_uncond] = -1
-            labels = torch.from_numpy(lab).to(dev).reshape(k, b)
-        return feats, tgt, labels
+        return feats, tgt, dropped_labels(net, lab_np, rng, p_uncond, k, b)
 
     return make
 

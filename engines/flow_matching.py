@@ -28,7 +28,14 @@ from engines import toy_data
 from engines.diffusion import DataSource
 from engines.gmm import GaussianMixture, rf_velocity
 from engines.jobs import ParamBox
-from engines.nets import ChunkedTrainer, FastMLP, TimeMLP, TrainSnapshot, run_train_job
+from engines.nets import (
+    ChunkedTrainer,
+    FastMLP,
+    TimeMLP,
+    TrainSnapshot,
+    dropped_labels,
+    run_train_job,
+)
 from engines.samplers import SampleResult
 
 __all__ = [
@@ -230,12 +237,7 @@ def fm_batches(
             torch.from_numpy(t.astype(np.float32)).to(dev),
         ).reshape(k, b, -1)
         tgt = torch.from_numpy((x1 - x0).astype(np.float32)).to(dev).reshape(k, b, 2)
-        labels = None
-        if net.n_classes > 0:
-            lab = lab.copy()
-            lab[rng.random(n) < p_uncond] = -1
-            labels = torch.from_numpy(lab).to(dev).reshape(k, b)
-        return feats, tgt, labels
+        return feats, tgt, dropped_labels(net, lab, rng, p_uncond, k, b)
 
     return make
 

@@ -335,6 +335,19 @@ class FastMLP:
 # ====================================================================== training helpers
 
 
+def dropped_labels(
+    net: TimeMLP, labels: np.ndarray, rng: np.random.Generator, p_uncond: float, k: int, b: int
+) -> torch.Tensor | None:
+    """Class labels for a (k, b) chunk, each replaced by the null class (-1) with probability
+    ``p_uncond``: classifier-free guidance needs one network that knows p(x) and p(x | y).
+    ``None`` for an unconditional net."""
+    if net.n_classes <= 0:
+        return None
+    lab = np.array(labels, dtype=np.int64, copy=True)
+    lab[rng.random(lab.shape[0]) < p_uncond] = -1
+    return torch.from_numpy(lab).to(net.inp.weight.device).reshape(k, b)
+
+
 def state_to_numpy(net: nn.Module) -> dict[str, np.ndarray]:
     """A frozen copy of the weights as numpy arrays (what a job snapshot may carry)."""
     return {k: v.detach().to("cpu", copy=True).numpy() for k, v in net.state_dict().items()}
