@@ -12,6 +12,7 @@ from engines import lab_views as lv
 from engines import toy_data
 
 H = QtCore.Qt.Orientation.Horizontal
+T_STEPS = 1000  # resolution of the Lab's t slider
 
 
 def _slider(lo: int, hi: int, value: int, tip: str) -> QtWidgets.QSlider:

@@ -13,6 +13,11 @@ rectified flow, four normalizing flows, three GANs. Training runs in the panel's
 and a sliced-W2 quality curve); sampling, flow-layer views and fields run in their own runners
 so a slider drag re-samples while training continues, and only the newest request is drawn.
 
+Where the data comes from (named sets, the brush, images, point files) lives in
+:mod:`widgets.lab_data`; sampling, compare mode, guidance, reflow and the curves in
+:mod:`widgets.lab_sampling` (both mixins of :class:`LabPanel`); the controls' construction in
+:mod:`widgets.lab_controls`. This module builds the panel, wires it and draws.
+
 All numbers come from ``engines`` (``engines.lab_views``, ``engines.toy_data``,
 ``engines.gmm``): this module only wires controls to them and draws. The ODE runs in the
 panel's runner; a t-slider drag recomputes an O(particles) array interpolation and a 441-point
@@ -21,39 +26,30 @@ field, both sub-millisecond, so they run directly and never queue stale work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from engines import lab_views as lv
 from engines import toy_data
 from engines.gmm import GaussianMixture
 from engines.jobs import ParamBox
 from engines.lab_views import LabSnapshot
-from widgets.lab_controls import LearnedControls
+from widgets.lab_controls import T_STEPS, LearnedControls
 from widgets.lab_curves import CurvesView
-from widgets.panel import Panel
+from widgets.lab_data import CANVAS, DATASET_CHOICES, DRAW, IMAGE, IMPORT, BrushFilter, LabDataMixin
+from widgets.lab_sampling import LabSamplingMixin
+from widgets.panel import Panel, signals_blocked
 from widgets.plots import ArrowFieldItem, DensityImageItem, HeatmapItem, PolylinesItem, TrajectoryItem
 from widgets.points import PointCloudItem
 from widgets.runner import JobRunner, JobState
 
-DRAW = "draw your own"
 PREDICTION_LOSS: dict[str, str] = {"eps": "ε-prediction MSE", "x0": "x₀-prediction MSE",
                                    "v": "v-prediction MSE"}
-IMAGE = "image as density"
-IMPORT = "import points…"
-DATASET_CHOICES: tuple[str, ...] = (*toy_data.DATASETS, DRAW, IMAGE, IMPORT)
 PROCESS_CHOICES: dict[str, str] = {"Diffusion (VP)": "vp", "Rectified flow": "rf"}
 
-#: Canvas for drawn and image densities (data units), a bit larger than N(0, I)'s bulk.
-CANVAS: tuple[float, float, float, float] = (-4.0, 4.0, -4.0, 4.0)
-BRUSH_SIGMA = 0.18
-T_STEPS = 1000  # t slider resolution
 
 NOTES: dict[str, str] = {
     "vp": (
@@ -124,64 +120,9 @@ class Setup(NamedTuple):
     prediction: str
 
 
-@contextmanager
-def _signals_blocked(obj: QtCore.QObject) -> Iterator[None]:
-    """``blockSignals`` for a block. Not ``QSignalBlocker`` as a context manager: in PySide6
-    6.12 its ``__exit__`` over-releases ``None`` and aborts the interpreter after a few
-    thousand uses ("none_dealloc")."""
-    was = obj.blockSignals(True)
-    try:
-        yield
-    finally:
-        obj.blockSignals(was)
 
 
-class BrushFilter(QtCore.QObject):
-    """Turns left-drags on the plot's viewport into strokes in data coordinates.
-
-    An event filter rather than a ViewBox subclass: it swallows the drag only in brush mode,
-    so panning and zooming keep working otherwise.
-    """
-
-    stroke_finished = QtCore.Signal(object)  # (m, 2) float64 array
-    stroke_moved = QtCore.Signal(object)
-
-    def __init__(self, plot: pg.PlotWidget) -> None:
-        super().__init__(plot)
-        self.plot = plot
-        self.enabled = False
-        self._stroke: list[tuple[float, float]] | None = None
-
-    def _to_data(self, pos: QtCore.QPointF) -> tuple[float, float]:
-        scene = self.plot.mapToScene(pos.toPoint())
-        p = self.plot.getPlotItem().vb.mapSceneToView(scene)
-        return float(p.x()), float(p.y())
-
-    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
-        if not self.enabled:
-            return False
-        if not isinstance(event, QtGui.QMouseEvent):
-            return False
-        kind = event.type()
-        if kind == QtCore.QEvent.Type.MouseButtonPress:
-            if event.button() != QtCore.Qt.MouseButton.LeftButton:
-                return False
-            self._stroke = [self._to_data(event.position())]
-            self.stroke_moved.emit(np.array(self._stroke))
-            return True
-        if kind == QtCore.QEvent.Type.MouseMove and self._stroke is not None:
-            self._stroke.append(self._to_data(event.position()))
-            self.stroke_moved.emit(np.array(self._stroke))
-            return True
-        if kind == QtCore.QEvent.Type.MouseButtonRelease and self._stroke is not None:
-            self._stroke.append(self._to_data(event.position()))
-            stroke, self._stroke = np.array(self._stroke, dtype=np.float64), None
-            self.stroke_finished.emit(stroke)
-            return True
-        return False
-
-
-class LabPanel(Panel):
+class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
     """Exact forward process, exact field and exact ODE for 2-D generative models."""
 
     key: ClassVar[str] = "lab"
@@ -533,183 +474,6 @@ class LabPanel(Panel):
         return self._gmm
 
     # ------------------------------------------------------------------ data
-    def _rng(self, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed.value(), stream])
-
-    def _on_dataset_chosen(self, index: int) -> None:
-        name = self.dataset.itemText(index)
-        if name == IMPORT:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self, "Import points", "", "Points (*.csv *.txt *.tsv *.npy)")
-            if not path or not self.import_points(path):
-                self._revert_combo()
-            return
-        if name == IMAGE:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self, "Image as density", "", "Images (*.png *.jpg *.jpeg *.bmp *.gif)")
-            if not path or not self.load_image(path):
-                self._revert_combo()
-            return
-        self._load_dataset()
-
-    def _revert_combo(self) -> None:
-        with _signals_blocked(self.dataset):
-            self.dataset.setCurrentIndex(self._combo_index)
-
-    def _load_dataset(self) -> None:
-        """(Re)build data, noise, oracle and density for the combo's data set, then redraw."""
-        name = self.dataset.currentText()
-        self.runner.cancel(wait=False)
-        self.banner.hide()
-        n = self.particles.value()
-        self._noise = self._rng(1).standard_normal((n, 2)).astype(np.float32)
-        if name in toy_data.DATASETS:
-            self._data = toy_data.sample(name, n, self._rng(0))
-            self._gmm = toy_data.mixture(name)
-            self._extent = toy_data.bounds(name)
-            if self._gmm is not None:
-                self._density = lv.mixture_density(self._gmm, self._extent)
-            else:
-                many = toy_data.sample(name, 100_000, self._rng(2))
-                self._density = lv.histogram_density(many, self._extent)
-            self._source = toy_data.describe(name)
-        elif name == DRAW:
-            self._gmm = None
-            self._extent = CANVAS
-            self._data_from_density(self._drawn_density(), self._drawing_source())
-        self._combo_index = self.dataset.currentIndex()
-        self._fill_classes()
-        self._clear_training()
-        self._update_guidance_controls()
-        self.brush.setEnabled(name == DRAW)
-        self.clear_button.setEnabled(name == DRAW)
-        self.brush.setChecked(name == DRAW)
-        self._set_ranges()
-        self._refresh_text()
-        self.show_forward()
-
-    def _resample(self) -> None:
-        """New particle count or seed: redraw the same target with fresh samples.
-
-        With a trained model they only change its sampling: re-sample, keep the model."""
-        if self.is_learned and self._train is not None:
-            self.request_view()
-            return
-        name = self.dataset.currentText()
-        if name in (*toy_data.DATASETS, DRAW):
-            self._load_dataset()
-        elif self._density is not None and name == IMAGE:
-            self._data_from_density(self._density, self._source)
-            self.show_forward()
-
-    def _drawing_source(self) -> str:
-        return (f"Your drawing ({len(self._strokes)} strokes). With Brush on, drag with the left "
-                "mouse button to paint density; Clear starts over.")
-
-    def _drawn_density(self) -> np.ndarray:
-        return toy_data.density_from_strokes(self._strokes, CANVAS, 128, BRUSH_SIGMA)
-
-    def _data_from_density(self, density: np.ndarray, source: str) -> None:
-        n = self.particles.value()
-        self._noise = self._rng(1).standard_normal((n, 2)).astype(np.float32)
-        self._density = density
-        self._source = source
-        self.density_item.setDensity(density, self._extent)
-        self._apply_toggles()
-        if density.sum() > 0:
-            self._data = toy_data.sample_from_density(density, self._extent, n, self._rng(0))
-        else:
-            self._data = np.zeros((0, 2), np.float32)
-
-    def add_stroke(self, stroke: np.ndarray) -> None:
-        """A finished brush stroke (data coordinates): re-rasterise and resample."""
-        self.stroke_item.setData([], [])
-        self._strokes.append(np.asarray(stroke, dtype=np.float64))
-        self._data_from_density(self._drawn_density(), self._drawing_source())
-        self._refresh_text()
-        self.show_target()
-
-    def clear_drawing(self) -> None:
-        self._strokes.clear()
-        if self.dataset.currentText() == DRAW:
-            self._data_from_density(self._drawn_density(), self._drawing_source())
-            self._refresh_text()
-            self.show_forward()
-
-    def import_points(self, path: str | Path) -> bool:
-        """Use a point file as the target. On a bad file: banner message, old points kept."""
-        try:
-            pts = toy_data.load_points(path)
-        except (ValueError, OSError) as exc:
-            self.show_error(f"Could not import points: {exc}")
-            return False
-        self.runner.cancel(wait=False)
-        self.banner.hide()
-        self._gmm = None
-        n = pts.shape[0]
-        self._data = pts
-        self._noise = self._rng(1).standard_normal((n, 2)).astype(np.float32)
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        pad = 0.1 * float(max(hi - lo)) + 1e-3
-        self._extent = (float(lo[0] - pad), float(hi[0] + pad), float(lo[1] - pad), float(hi[1] + pad))
-        self._density = lv.histogram_density(pts, self._extent, 96)
-        self._source = f"{n} points from {Path(path).name}"
-        self._select_silently(IMPORT)
-        self._set_ranges()
-        self._refresh_text()
-        self.show_target()
-        return True
-
-    def load_image(self, path: str | Path) -> bool:
-        """Use an image (dark = mass) as the target density on the canvas."""
-        try:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                im.thumbnail((160, 160))
-                density = toy_data.density_from_image(np.asarray(im.convert("LA")))
-            if density.sum() <= 0:
-                raise ValueError("the image has no dark pixels to use as mass")
-        except (ValueError, OSError) as exc:
-            self.show_error(f"Could not use {Path(path).name} as a density: {exc}")
-            return False
-        self.runner.cancel(wait=False)
-        self.banner.hide()
-        self._gmm = None
-        h, w = density.shape
-        half_w, half_h = (4.0, 4.0 * h / w) if w >= h else (4.0 * w / h, 4.0)
-        self._extent = (-half_w, half_w, -half_h, half_h)
-        self._data_from_density(density, f"Image {Path(path).name}")
-        self._select_silently(IMAGE)
-        self._set_ranges()
-        self._refresh_text()
-        self.show_target()
-        return True
-
-    def _select_silently(self, name: str) -> None:
-        with _signals_blocked(self.dataset):
-            self.dataset.setCurrentText(name)
-        self._combo_index = self.dataset.currentIndex()
-        self.brush.setChecked(False)
-        self.brush.setEnabled(False)
-        self.clear_button.setEnabled(False)
-
-    def export_samples(self, path: str | Path) -> bool:
-        """Save the particles on screen; errors go to the banner, never a crash."""
-        pts = self.latest.points if self.latest is not None else self._data
-        try:
-            toy_data.save_points(path, pts)
-        except (ValueError, OSError) as exc:
-            self.show_error(f"Could not export samples: {exc}")
-            return False
-        return True
-
-    def _export_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export samples", "samples.csv", "CSV (*.csv);;NumPy (*.npy);;Text (*.txt)")
-        if path:
-            self.export_samples(path)
-
     # ------------------------------------------------------------------ views
     def _update_schedule_row(self) -> None:
         """The VP schedule matters to the exact diffusion view and to learned diffusion only."""
@@ -730,29 +494,6 @@ class LabPanel(Panel):
         """Whose time convention the t slider uses: the learned model's, else the Process combo's."""
         return {"diffusion": "vp", "rf": "rf"}.get(self.family, self.process_key)
 
-    def _show_learned_frame(self) -> None:
-        """The learned model's last sampling run at the slider's t (its reverse process)."""
-        view, t = self._view, self.t
-        self.t_value.setText(f"t = {t:.2f}")
-        pairs: list[tuple[lv.LabSampleSnapshot, PointCloudItem, pg.TextItem, pg.PlotWidget, str]] = []
-        if isinstance(view, lv.LabComparison):
-            pairs = [(view.left, self.cloud, self.title_item, self.plot, "A: "),
-                     (view.right, self.compare_cloud, self.compare_title, self.compare_plot, "B: ")]
-        elif isinstance(view, lv.LabSampleSnapshot):
-            pairs = [(view, self.cloud, self.title_item, self.plot, "")]
-        for snap, cloud, title, plot, tag in pairs:
-            hit = snap.frame_at(t)
-            if hit is None:
-                continue
-            cloud.setData(hit[1])
-            shown = float(snap.frame_times[hit[0]])  # type: ignore[index]
-            if abs(shown - lv.data_end(self.time_process)) > 1e-9:
-                who = "exact" if snap.exact else "learned"
-                self._set_title(title, plot, f"{tag}{who} model's reverse process "
-                                f"({lv.SAMPLER_LABELS[snap.sampler]}): particles at t = {shown:.2f}")
-            else:
-                self._set_title(title, plot, f"{tag}{self._describe_sample(snap)}")
-
     def _on_t_changed(self) -> None:
         if self.is_learned:
             self._show_learned_frame()
@@ -763,7 +504,7 @@ class LabPanel(Panel):
 
     def show_target(self) -> None:
         """Move t to the data end (a new drawing or file is worth seeing as it is)."""
-        with _signals_blocked(self.t_slider):
+        with signals_blocked(self.t_slider):
             self.t_slider.setValue(round(lv.data_end(self.process_key) * T_STEPS))
         self.show_forward()
 
@@ -838,14 +579,7 @@ class LabPanel(Panel):
         if self.latest is not None:
             self.draw(self.latest)
 
-    def _on_brush_toggled(self, on: bool) -> None:
-        self.brush_filter.enabled = on
-        self.plot.setMouseEnabled(x=not on, y=not on)
-
     # ------------------------------------------------------------ learned models
-    def _named_data(self) -> bool:
-        return self.dataset.currentText() in toy_data.DATASETS
-
     def confirm_reset(self, text: str) -> bool:
         """Ask before throwing a trained model away. A method so tests can monkeypatch it."""
         answer = QtWidgets.QMessageBox.question(self, "Start a new model?", text)
@@ -942,13 +676,13 @@ class LabPanel(Panel):
         self._restrict_samplers(fam)
         if fam == "flow":
             k = lv.n_flow_layers(self.model_key)
-            with _signals_blocked(self.ctl.layer):
+            with signals_blocked(self.ctl.layer):
                 self.ctl.layer.setMaximum(k)
                 self.ctl.layer.setValue(k)
             self.ctl.layer_label.setText(f"{k}/{k}")
         self.t_row.setVisible(fam in ("exact", "diffusion", "rf"))
         if fam in ("diffusion", "rf"):  # samples arrive at the data end: start there
-            with _signals_blocked(self.t_slider):
+            with signals_blocked(self.t_slider):
                 self.t_slider.setValue(round(lv.data_end(self.time_process) * T_STEPS))
             self.t_value.setText(f"t = {lv.data_end(self.time_process):.2f}")
         for w in (self.process, self.speed, self.show_field):  # the exact views' own controls
@@ -973,7 +707,7 @@ class LabPanel(Panel):
             if item is not None:
                 item.setEnabled(fam != "rf" or key in lv.RF_SAMPLERS)
         if fam == "rf" and combo.currentData() not in lv.RF_SAMPLERS:
-            with _signals_blocked(combo):
+            with signals_blocked(combo):
                 combo.setCurrentIndex(list(lv.SAMPLER_LABELS).index("euler"))
         self._update_sampler_controls()
 
@@ -1013,16 +747,6 @@ class LabPanel(Panel):
         text = {JobState.RUNNING: "❚❚ Pause training", JobState.PAUSED: "▶ Resume training"}
         self.play_button.setText(text.get(state, "▶ Train"))
         self.play_button.setToolTip("Train the chosen model (Space); → single chunk, R resets")
-
-    def _target_sample(self) -> np.ndarray:
-        """1000 fixed target points: what sliced W2 compares samples against."""
-        if self._target is None:
-            name = self.dataset.currentText()
-            if name in toy_data.DATASETS:
-                self._target = toy_data.sample(name, 1000, self._rng(3))
-            else:
-                self._target = np.asarray(self._data[:1000], np.float32)
-        return self._target
 
     def _make_train_job(self) -> Any | None:
         fam = self.family
@@ -1117,287 +841,13 @@ class LabPanel(Panel):
         self.title_item.setHtml(f"<span style='color:#e6e6e6'>{lv.MODELS[s.model][0]} · step "
                                 f"{s.step:,}{preview}</span>")
 
-    def _show_straightness(self, s: lv.LabTrainSnapshot) -> None:
-        """Straightness per reflow round: 1-RF, 2-RF, ... (lower = straighter paths)."""
-        r = int(getattr(s, "reflow_round", 0))
-        if getattr(s, "straightness", None) is not None:
-            self._straightness[r] = float(s.straightness)  # type: ignore[arg-type]
-        parts = [f"{k + 1}-RF {v:.3g}" for k, v in sorted(self._straightness.items())]
-        self.ctl.straightness.setText("Straightness: " + " → ".join(parts) if parts else "")
-
-    def _on_view_control(self) -> None:
-        """A sampling or flow-view control moved: update labels, re-sample shortly."""
-        c = self.ctl
-        c.nfe_label.setText(str(c.nfe.value()))
-        c.eta_label.setText(f"{c.eta.value() / 100:.2f}")
-        c.guidance_label.setText(f"{c.guidance.value() / 10:.1f}")
-        c.layer_label.setText(f"{c.layer.value()}/{c.layer.maximum()}")
-        c.temperature_label.setText(f"{c.temperature.value() / 100:.2f}")
-        self.train_params.update(temperature=c.temperature.value() / 100)
-        self._update_guidance_controls()
-        self._resample_timer.start()
-
-    def _sampling_kwargs(self) -> dict[str, Any] | None:
-        fam, c, s = self.family, self.ctl, self._train
-        exact = c.exact.isChecked() and self._gmm is not None
-        if fam not in ("diffusion", "rf") or (not exact and (s is None or s.state is None)):
-            return None
-        kw: dict[str, Any] = dict(
-            config=None if s is None else s.config, state=None if s is None else s.state,
-            gmm=self._gmm, exact=exact, sampler=str(c.sampler.currentData()),
-            eta=c.eta.value() / 100, guidance=c.guidance.value() / 10, seed=self.seed.value(),
-            class_label=c.class_label.currentData(), bf16=c.bf16.isChecked())
-        if fam == "diffusion":
-            kw["schedule"] = self.schedule_key
-            kind = str(c.guidance_kind.currentData())
-            kw["guidance_kind"] = kind
-            if kind == "classifier":
-                kw["classifier"] = self._current_classifier()
-        else:
-            kw["source"] = self._rf_source()
-        return kw
-
-    def _rf_source(self) -> str:
-        return str(self.ctl.source.currentData())
-
-    def _classifier_key(self) -> tuple[str, str, int, int]:
-        """What a trained classifier depends on: the data, its schedule and seed."""
-        return (self.dataset.currentText(), self.schedule_key, self.seed.value(), len(self._data))
-
-    def _current_classifier(self) -> tuple[dict, dict] | None:
-        if self._classifier is None or self._classifier[0] != self._classifier_key():
-            return None
-        return self._classifier[1]
-
-    def request_view(self) -> None:
-        """Re-sample (diffusion/RF) or rebuild the flow's layer view in the sampling worker.
-
-        Starting a job there cancels the one before it, and the runner never delivers an old
-        run's result: dragging a slider only ever draws the newest request.
-        """
-        self._resample_timer.stop()
-        fam, c, s = self.family, self.ctl, self._train
-        job: Any = None
-        if fam in ("diffusion", "rf"):
-            kw = self._sampling_kwargs()
-            if kw is not None and self._guidance_problem(kw) is None:
-                common = dict(nfe=c.nfe.value(), n=self.particles.value(),
-                              target=self._target_sample(), **kw)
-                if c.compare.isChecked():
-                    right = {"sampler": str(c.sampler_b.currentData()),
-                             "exact": c.exact_b.isChecked() and self._gmm is not None}
-                    if right["exact"] or kw["exact"] or kw["state"] is not None:
-                        job = lv.compare_job(fam, {}, right, **common)
-                else:
-                    job = lv.sample_job(fam, **common)
-            elif kw is not None:
-                c.sample_info.setText(f"<i>{self._guidance_problem(kw)}</i>")
-        elif fam == "flow" and s is not None and s.state is not None and s.config is not None:
-            job = lv.flow_view_job(s.config, s.state, c.layer.value(), data=self._target_sample(),
-                                   temperature=c.temperature.value() / 100,
-                                   n=min(self.particles.value(), 4000), seed=self.seed.value())
-        if job is not None:
-            self.sample_runner.start(job)
-
-    def _on_field_control(self) -> None:
-        self.ctl.field_t_label.setText(f"{self.ctl.field_t.value() / 100:.2f}")
-        self._apply_toggles()
-        if not self.ctl.show_field.isChecked():
-            self.field_item.setField(np.zeros((0, 2)), np.zeros((0, 2)))
-            self.heat_item.clearHeat()
-            return
-        self.request_field()
-
-    @staticmethod
-    def _set_title(item: pg.TextItem, plot: pg.PlotWidget, text: str) -> None:
-        rect = plot.getPlotItem().vb.viewRect()
-        item.setPos(rect.left(), rect.bottom())
-        item.setHtml(f"<span style='color:#e6e6e6'>{text}</span>")
-
-    def _on_compare_toggled(self, on: bool) -> None:
-        self.ctl.show_compare_rows(on)
-        self.compare_plot.setVisible(on and self.family in ("diffusion", "rf"))
-        if self._density is not None:
-            self.compare_density.setDensity(self._density, self._extent)
-        self.compare_density.setVisible(self.show_density.isChecked() and self._density is not None)
-        if not on:
-            self.compare_cloud.setData(np.zeros((0, 2)))
-            self.compare_traj.setPaths(np.zeros((0, 0, 2)))
-        self._resample_timer.start()
-
-    def _guidance_problem(self, kw: dict[str, Any]) -> str | None:
-        """Why the chosen guidance cannot run yet (None: it can)."""
-        if kw.get("guidance_kind") == "classifier" and not kw["exact"] and kw.get("classifier") is None:
-            return "Classifier guidance needs a classifier: press 'Train classifier' (or tick 'Exact model')."
-        return None
-
-    def _update_guidance_controls(self) -> None:
-        """Enable the guidance slider only where it does something."""
-        c, s = self.ctl, self._train
-        kind = str(c.guidance_kind.currentData())
-        conditional = bool(s is not None and s.config and s.config.get("n_classes"))
-        exact = c.exact.isChecked() and self._gmm is not None
-        usable = (conditional or exact) if kind == "cfg" else self.family == "diffusion"
-        c.guidance.setEnabled(usable and c.class_label.count() > 1)
-        c.class_label.setEnabled(c.guidance.isEnabled())
-        c.train_classifier.setEnabled(kind == "classifier" and self._named_data()
-                                      and not self.clf_runner.is_active)
-
-    def _fill_classes(self) -> None:
-        combo = self.ctl.class_label
-        k = toy_data.n_classes(self.dataset.currentText()) if self._named_data() else 0
-        with _signals_blocked(combo):
-            combo.clear()
-            combo.addItem("all, in turn", None)
-            if k > 1:
-                for i in range(k):
-                    combo.addItem(f"class {i}", i)
-
-    def request_classifier(self) -> None:
-        """Train a noise-aware classifier for classifier guidance, in its own worker."""
-        if not self._named_data():
-            self.show_error("Classifier guidance needs class labels: pick a named toy data set.")
-            return
-        name = self.dataset.currentText()
-        key = self._classifier_key()
-        self._classifier = None
-        self.ctl.classifier_info.setText("training the classifier…")
-        self.ctl.train_classifier.setEnabled(False)
-        job = lv.classifier_train_job(ParamBox(), name, schedule=self.schedule_key,
-                                      seed=self.seed.value())
-        self._classifier_pending = key
-        self.clf_runner.start(job)
-
-    def _on_classifier_snapshot(self, snap: Any) -> None:
-        if self._classifier_pending != self._classifier_key():
-            return  # the data changed under it: a stale classifier
-        self.ctl.classifier_info.setText(
-            f"classifier: step {snap.step}/{snap.total_steps} · accuracy on noised points "
-            f"{100 * snap.accuracy:.0f}%")
-        if snap.done and snap.state is not None:
-            self._classifier = (self._classifier_pending, (snap.config, snap.state))
-            self._update_guidance_controls()
-            self.request_view()
-
-    def start_reflow(self) -> None:
-        """Train a (k+1)-rectified flow on (noise, ODE(noise)) pairs of the current one."""
-        s = self._train
-        if self.family != "rf" or s is None or s.state is None or s.config is None:
-            self.show_error("Reflow starts from a trained rectified flow: train one first.")
-            return
-        round_index = int(getattr(s, "reflow_round", 0)) + 1
-        if s.straightness is not None:
-            self._straightness[round_index - 1] = float(s.straightness)
-        self.history.clear()
-        self.curves.clear()
-        self.banner.hide()
-        c = self.ctl
-        self.train_params.update(lr=c.lr.value(), batch_size=c.batch.value())
-        job = lv.reflow_job(self.train_params, config=s.config, state=s.state,
-                            target=self._target_sample(), source=self._rf_source(),
-                            round_index=round_index, seed=self.seed.value(), device=self.device)
-        self.runner.start(job, self.train_params)
-
-    def one_step_samples(self) -> None:
-        """Euler, NFE 1: after reflow the paths are nearly straight, so this nearly suffices."""
-        c = self.ctl
-        c.sampler.setCurrentIndex(list(lv.SAMPLER_LABELS).index("euler"))
-        c.nfe.setValue(1)
-        self.request_view()
-
-    def request_error_curve(self) -> None:
-        """Euler vs Heun: RMS distance to a fine ODE solution against NFE, in its own worker."""
-        kw = self._sampling_kwargs()
-        if kw is None:
-            self.show_error("Train the model first (or tick 'Exact model' on a mixture).")
-            return
-        extra = {"schedule": self.schedule_key} if self.family == "diffusion" else {}
-        self.curves.set_error({}, {})
-        self.curve_runner.start(lv.error_curve_job(
-            self.family, config=kw["config"], state=kw["state"], gmm=self._gmm,
-            exact=kw["exact"], seed=self.seed.value(), **extra))
-
-    def request_field(self) -> None:
-        """The learned field at the chosen t (and |learned − exact|), in its own worker."""
-        s = self._train
-        if self.family not in ("diffusion", "rf") or s is None or s.state is None:
-            return
-        extra = {"schedule": self.schedule_key} if self.family == "diffusion" else {}
-        self.field_runner.start(lv.field_job(
-            self.family, config=s.config, state=s.state, gmm=self._gmm,
-            t=self.ctl.field_t.value() / 100, extent=self._extent, **extra))
-
-    def _on_field_snapshot(self, view: lv.FieldView) -> None:
-        if self.family not in ("diffusion", "rf") or not self.ctl.show_field.isChecked():
-            return
-        xmin, xmax, ymin, ymax = view.extent
-        cell = min(xmax - xmin, ymax - ymin) / 21
-        self.field_item.setField(view.origins, lv.arrow_display_vectors(view.learned, cell))
-        if view.diff is not None:
-            img, _, hi = lv.heat_levels(view.diff, log=False)
-            self.heat_item.setHeat(img, view.extent, (0.0, hi))
-
-    def request_nfe_curve(self) -> None:
-        """Sliced W2 against NFE for the chosen sampler, in its own worker."""
-        kw = self._sampling_kwargs()
-        if kw is None:
-            self.show_error("Train the model first (or tick 'Exact model' on a mixture).")
-            return
-        self.curves.set_nfe(np.zeros(0), np.zeros(0))
-        self.curve_runner.start(lv.nfe_curve_job(self.family, target=self._target_sample(), **kw))
-
-    def _on_nfe_snapshot(self, curve: Any) -> None:
-        if isinstance(curve, lv.ErrorCurve):
-            self.curves.set_error(curve.nfe, curve.error)
-        else:
-            self.curves.set_nfe(curve.nfe, curve.swd)
-
-    @staticmethod
-    def _describe_sample(snap: lv.LabSampleSnapshot) -> str:
-        which = "exact model" if snap.exact else "learned model"
-        swd = f" · sliced W₂ {snap.swd:.3f}" if snap.swd is not None else ""
-        straight = (f" · straightness {snap.straightness:.3g}"
-                    if getattr(snap, "straightness", None) is not None else "")
-        return f"{which}: {lv.SAMPLER_LABELS[snap.sampler]}, NFE {snap.nfe}{swd}{straight}"
-
-    def _on_view_snapshot(self, snap: Any) -> None:
-        self._view = snap
-        c = self.ctl
-        fam = self.family
-        if isinstance(snap, lv.LabComparison) and fam in ("diffusion", "rf"):
-            self.cloud.setData(snap.left.samples)
-            self.traj_item.setPaths(snap.left.trajectories)
-            self.compare_cloud.setData(snap.right.samples)
-            self.compare_traj.setPaths(snap.right.trajectories)
-            self.compare_traj.setVisible(self.show_traj.isChecked())
-            a, b = self._describe_sample(snap.left), self._describe_sample(snap.right)
-            c.sample_info.setText(f"A — {a}<br>B — {b}<br>same noise; mean distance between "
-                                  f"matching particles <b>{snap.mean_distance:.3f}</b>")
-            self._set_title(self.title_item, self.plot, f"A: {a}")
-            self._set_title(self.compare_title, self.compare_plot, f"B: {b}")
-            self._show_learned_frame()
-        elif isinstance(snap, lv.LabSampleSnapshot) and fam in ("diffusion", "rf"):
-            self.cloud.setData(snap.samples)
-            self.traj_item.setPaths(snap.trajectories)
-            c.sample_info.setText(self._describe_sample(snap))
-            self._show_learned_frame()
-        elif isinstance(snap, lv.FlowLayerView) and self.family == "flow":
-            self.grid_item.setLines(*lv.polyline_arrays(snap.grid))
-            self.cloud.setData(snap.base)
-            self.latent_cloud.setData(snap.data_latent)
-            c.layer_label.setText(f"{snap.k}/{snap.n_layers}")
-            rect = self.plot.getPlotItem().vb.viewRect()
-            self.title_item.setPos(rect.left(), rect.bottom())
-            self.title_item.setHtml(f"<span style='color:#e6e6e6'>after {snap.k} of {snap.n_layers} "
-                                    f"layers (last: {snap.label})</span>")
-
     # ---------------------------------------------------------------- Panel API
     def make_job(self) -> Any | None:
         if self.is_learned:
             return self._make_train_job()
         if self._gmm is None or not len(self._noise):
             return None
-        with _signals_blocked(self.t_slider):
+        with signals_blocked(self.t_slider):
             self.t_slider.setValue(round(lv.noise_end(self.process_key) * T_STEPS))
         return lv.ode_job(self._gmm, self.process_key, self._noise, self.params,
                          schedule=self.schedule_key)
@@ -1421,7 +871,7 @@ class LabPanel(Panel):
             cell = min(xmax - xmin, ymax - ymin) / n
             self.field_item.setField(origins, lv.arrow_display_vectors(field, cell))
         if snapshot.step > 0:  # the ODE moves t: keep the slider in step, silently
-            with _signals_blocked(self.t_slider):
+            with signals_blocked(self.t_slider):
                 self.t_slider.setValue(round(snapshot.t * T_STEPS))
         self.t_value.setText(f"t = {snapshot.t:.2f}")
         rect = self.plot.getPlotItem().vb.viewRect()
@@ -1436,44 +886,6 @@ class LabPanel(Panel):
 
     def export_widget(self) -> QtWidgets.QWidget:
         return self.plots if self.compare_plot.isVisible() else self.plot
-
-    def _sampling_run(self) -> lv.LabSampleSnapshot | None:
-        """The last sampling run with frames (the left one in compare mode), if any."""
-        view = self._view
-        snap = view.left if isinstance(view, lv.LabComparison) else view
-        if self.family in ("diffusion", "rf") and isinstance(snap, lv.LabSampleSnapshot) \
-                and snap.frames is not None and snap.frame_times is not None:
-            return snap
-        return None
-
-    def has_animation(self) -> bool:
-        return self._sampling_run() is not None or super().has_animation()
-
-    def animation_frames(
-        self, max_frames: int = 120, size: tuple[int, int] | None = None
-    ) -> list[QtGui.QImage]:
-        """Diffusion / RF with a sampling run: the sampling animation, noise to data (the
-        t slider walked through the run's frames, both plots in compare mode). Otherwise
-        the training frames."""
-        run = self._sampling_run()
-        if run is None:
-            return super().animation_frames(max_frames, size)
-        from widgets.export import render_widget
-
-        times = run.frame_times
-        assert times is not None
-        if len(times) > max_frames:
-            times = times[np.linspace(0, len(times) - 1, max_frames).round().astype(int)]
-        target = self.export_widget()
-        keep = self.t_slider.value()
-        frames: list[QtGui.QImage] = []
-        try:
-            for t in times:
-                self.t_slider.setValue(round(float(t) * T_STEPS))
-                frames.append(render_widget(target, size))
-        finally:
-            self.t_slider.setValue(keep)
-        return frames
 
     def reset(self) -> None:
         super().reset()
@@ -1604,4 +1016,4 @@ class LabPanel(Panel):
         self._load_dataset()
 
 
-__all__ = ["DATASET_CHOICES", "PROCESS_CHOICES", "LabPanel"]
+__all__ = ["CANVAS", "DATASET_CHOICES", "DRAW", "IMAGE", "IMPORT", "PROCESS_CHOICES", "LabPanel"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -17,6 +19,18 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engines.jobs import ParamBox
 from widgets.runner import JobRunner, JobState
+
+
+@contextmanager
+def signals_blocked(obj: QtCore.QObject) -> Iterator[None]:
+    """``blockSignals`` for a block. Not ``QSignalBlocker`` as a context manager: in PySide6
+    6.12 its ``__exit__`` over-releases ``None`` and aborts the interpreter after a few
+    thousand uses ("none_dealloc")."""
+    was = obj.blockSignals(True)
+    try:
+        yield
+    finally:
+        obj.blockSignals(was)
 
 
 class ErrorBanner(QtWidgets.QFrame):
