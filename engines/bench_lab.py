@@ -113,18 +113,27 @@ def _sampling_rows(
     return rows
 
 
-def _train_rows(dev: torch.device, label: str, rounds: int, steps: int) -> list[dict]:
-    batch = 256
-    sched = VPSchedule("linear")
+def _twin_nets(
+    dev: torch.device, sched: VPSchedule, lr: float
+) -> tuple[TimeMLP, TimeMLP, ChunkedTrainer, torch.optim.Optimizer]:
+    """The Lab's 3x128 eps net twice from the same initial weights: ours (trained by the
+    Lab's ChunkedTrainer on 8gaussians) and the reference (with a plain AdamW)."""
     torch.manual_seed(0)
     ours_net = make_denoiser("eps", width=128, depth=3).to(dev)
     ref_net = copy.deepcopy(ours_net)
     trainer = ChunkedTrainer(
         ours_net,
         diffusion_batches(ours_net, DataSource("8gaussians", rng=np.random.default_rng(0)), sched),
-        lr=1e-3,
+        lr=lr,
     )
-    ref_opt = torch.optim.AdamW(ref_net.parameters(), lr=1e-3, weight_decay=1e-4)
+    ref_opt = torch.optim.AdamW(ref_net.parameters(), lr=lr, weight_decay=1e-4)
+    return ours_net, ref_net, trainer, ref_opt
+
+
+def _train_rows(dev: torch.device, label: str, rounds: int, steps: int) -> list[dict]:
+    batch = 256
+    sched = VPSchedule("linear")
+    _, ref_net, trainer, ref_opt = _twin_nets(dev, sched, 1e-3)
     rng = np.random.default_rng(1)
     half = 0.5 * (sched.beta_max - sched.beta_min)
 
@@ -179,15 +188,7 @@ def _time_to_swd_rows(dev: torch.device, label: str, chunk: int, max_steps: int)
     batch = 256
     lr0, lr1, horizon = SWD_RECIPE
     sched = VPSchedule("linear")
-    torch.manual_seed(0)
-    ours_net = make_denoiser("eps", width=128, depth=3).to(dev)
-    ref_net = copy.deepcopy(ours_net)
-    trainer = ChunkedTrainer(
-        ours_net,
-        diffusion_batches(ours_net, DataSource("8gaussians", rng=np.random.default_rng(0)), sched),
-        lr=lr0,
-    )
-    ref_opt = torch.optim.AdamW(ref_net.parameters(), lr=lr0, weight_decay=1e-4)
+    ours_net, ref_net, trainer, ref_opt = _twin_nets(dev, sched, lr0)
     ref_src = DataSource("8gaussians", rng=np.random.default_rng(0))
     target = toy_data.sample("8gaussians", 2000, np.random.default_rng(2))
     x_init = torch.randn(2000, 2, generator=torch.Generator().manual_seed(3)).to(dev)
