@@ -50,6 +50,13 @@ class ParamBox:
             return self._version
 
 
+class JobStopped(RuntimeError):
+    """A job ended for a reason the user can act on (training diverged, ...).
+
+    Its message is written for the user: the GUI shows it as it is, without the exception
+    class or source line it adds to unexpected errors."""
+
+
 @runtime_checkable
 class Job(Protocol):
     """Anything with ``step()``; raising ``StopIteration`` ends it."""

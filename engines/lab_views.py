@@ -494,6 +494,23 @@ class _Curve:
         return np.asarray(self.x, np.float64), np.asarray(self.y, np.float64)
 
 
+def _check_finite(fam: str, step: int, loss: float, loss_d: float, lr: float) -> None:
+    """Stop a diverged run with a message the user can act on (the runner shows it as is).
+
+    Why stop rather than carry on: once a weight is NaN every later step is NaN too, and the
+    samples on screen would vanish; the panel keeps the last good frame instead."""
+    from engines.jobs import JobStopped
+
+    if math.isfinite(loss) and math.isfinite(loss_d):
+        return
+    what = {"flow": "negative log-likelihood", "gan": "GAN loss"}.get(fam, "loss")
+    bad = loss if not math.isfinite(loss) else loss_d
+    raise JobStopped(
+        f"Training diverged at step {step:,}: the {what} became {bad}. The last good samples "
+        f"stay on screen. Lower the learning rate (it was {lr:.2g}) and press Train to start "
+        "a new model.")
+
+
 def _extent_pairs(extent: Sequence[float]) -> tuple[tuple[float, float], tuple[float, float]]:
     xmin, xmax, ymin, ymax = (float(v) for v in extent)
     return (xmin, xmax), (ymin, ymax)
@@ -622,6 +639,7 @@ def lab_train_job(
                               high_quality=snap.coverage.high_quality)
             p = _GanParams(params, model).get()  # the generator's lr is the one shown
             lr, batch, rate = float(p["lr_g"]), int(p.get("batch_size", 256)), snap.steps_per_s
+        _check_finite(fam, snap.step, loss.y[-1], loss_d.y[-1] if fam == "gan" else 0.0, lr)
         fresh = new_samples is not None
         if new_samples is not None:
             samples = np.asarray(new_samples, np.float32)

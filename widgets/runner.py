@@ -26,7 +26,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engines.jobs import Job, ParamBox, as_job
+from engines.jobs import Job, JobStopped, ParamBox, as_job
 
 
 class JobState(str, Enum):
@@ -84,6 +84,8 @@ def format_exception(exc: BaseException) -> str:
         last = frames[-1]
         where = f" (in {last.name}, {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
     text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, JobStopped):
+        return text
     message = f"{exc.__class__.__name__}: {text}{where}"
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
         message = ("Out of memory: try a smaller batch, fewer particles or walkers, or the CPU device. "

@@ -294,3 +294,18 @@ def test_bf16_preview_stays_close_to_float32(fam, model):
     gap = np.linalg.norm(full - fast, axis=1)
     scale = np.linalg.norm(full, axis=1).mean()
     assert 0 < gap.mean() < 0.03 * scale
+
+
+def test_diverged_training_stops_with_a_plain_message():
+    from engines.jobs import JobStopped
+
+    target = toy_data.sample("8gaussians", 300, np.random.default_rng(0))
+    job = lv.lab_train_job("realnvp", ParamBox(lr=1e4, batch_size=128), data="8gaussians",
+                           target=target, max_steps=2000, quality_n=300)
+    seen = []
+    with pytest.raises(JobStopped) as err:
+        for snap in job:
+            seen.append(snap)
+    assert all(np.isfinite(s.loss).all() for s in seen)  # every frame it yielded is good
+    text = str(err.value)
+    assert text.startswith("Training diverged at step") and "learning rate" in text

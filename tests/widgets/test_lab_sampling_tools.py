@@ -12,6 +12,7 @@ import pytest
 
 from engines import lab_views as lv
 from widgets.lab_panel import DRAW, LabPanel
+from widgets.runner import JobState
 
 
 def choose(panel: LabPanel, model: str) -> None:
@@ -230,3 +231,15 @@ def test_sampling_animation_gif(make_lab, qtbot, tmp_path):
     path = save_gif(frames, tmp_path / "sampling.gif")
     with Image.open(path) as im:
         assert im.n_frames >= 10  # identical consecutive frames may merge, moving ones do not
+
+
+def test_diverging_training_says_what_to_do(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "realnvp")
+    panel.ctl.lr.setMaximum(1e5)  # beyond what the spin box allows: a sure divergence
+    panel.ctl.lr.setValue(1e4)
+    panel.play_pause()
+    qtbot.waitUntil(lambda: bool(panel.banner.text), timeout=15000)
+    assert "Training diverged" in panel.banner.text and "learning rate" in panel.banner.text
+    assert panel.runner.state == JobState.FAILED and panel.play_button.text() == "▶ Train"
+    assert np.isfinite(panel.cloud.points()).all()

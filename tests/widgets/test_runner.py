@@ -198,3 +198,16 @@ def test_shutdown_waits_for_replaced_runs(qtbot, runner):
     assert len(threads) >= 2
     assert runner.shutdown(2.0)
     assert not any(t.is_alive() for t in threads)
+
+
+def test_job_stopped_reads_as_its_message(qtbot, runner):
+    """An actionable stop (e.g. training diverged) is shown as written, not as a crash."""
+    from engines.jobs import JobStopped
+
+    def job():
+        yield {"i": 1}
+        raise JobStopped("Training diverged at step 7: lower the learning rate.")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start(job())
+    assert blocker.args == ["Training diverged at step 7: lower the learning rate."]
