@@ -8,6 +8,7 @@ come from. No math here: densities, sampling from them and point files are ``eng
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -25,6 +26,8 @@ DATASET_CHOICES: tuple[str, ...] = (*toy_data.DATASETS, DRAW, IMAGE, IMPORT)
 #: Canvas for drawn and image densities (data units), a bit larger than N(0, I)'s bulk.
 CANVAS: tuple[float, float, float, float] = (-4.0, 4.0, -4.0, 4.0)
 BRUSH_SIGMA = 0.18
+MAX_UNDO = 100  # drawing states kept for Ctrl+Z
+MAX_SAVED_STROKES = 500
 
 
 
@@ -82,6 +85,10 @@ class LabDataMixin:
     particles: QtWidgets.QSpinBox
     _data: np.ndarray
     _strokes: list[np.ndarray]
+    _undo: list[list[np.ndarray]]
+    _redo: list[list[np.ndarray]]
+    undo_button: QtWidgets.QPushButton
+    redo_button: QtWidgets.QPushButton
     _target: np.ndarray | None
     _extent: tuple[float, float, float, float]
     _density: np.ndarray | None
@@ -138,6 +145,7 @@ class LabDataMixin:
         self._update_guidance_controls()
         self.brush.setEnabled(name == DRAW)
         self.clear_button.setEnabled(name == DRAW)
+        self._update_undo_buttons()
         self.brush.setChecked(name == DRAW)
         self._set_ranges()
         self._refresh_text()
@@ -179,17 +187,72 @@ class LabDataMixin:
     def add_stroke(self, stroke: np.ndarray) -> None:
         """A finished brush stroke (data coordinates): re-rasterise and resample."""
         self.stroke_item.setData([], [])
+        self._push_undo()
         self._strokes.append(np.asarray(stroke, dtype=np.float64))
+        self._update_undo_buttons()
         self._data_from_density(self._drawn_density(), self._drawing_source())
         self._refresh_text()
         self.show_target()
 
     def clear_drawing(self) -> None:
+        """Erase the drawing (undoable: Ctrl+Z brings it back)."""
+        if self._strokes:
+            self._push_undo()
         self._strokes.clear()
+        self._redraw_drawing()
+
+    def _push_undo(self) -> None:
+        self._undo.append(list(self._strokes))
+        del self._undo[:-MAX_UNDO]
+        self._redo.clear()
+
+    def undo_stroke(self) -> None:
+        """Ctrl+Z: back to the drawing before the last stroke (or before Clear)."""
+        if not self._undo:
+            return
+        self._redo.append(list(self._strokes))
+        self._strokes = self._undo.pop()
+        self._redraw_drawing()
+
+    def redo_stroke(self) -> None:
+        """Ctrl+Shift+Z: the undone stroke again."""
+        if not self._redo:
+            return
+        self._undo.append(list(self._strokes))
+        self._strokes = self._redo.pop()
+        self._redraw_drawing()
+
+    def _redraw_drawing(self) -> None:
         if self.dataset.currentText() == DRAW:
             self._data_from_density(self._drawn_density(), self._drawing_source())
             self._refresh_text()
-            self.show_forward()
+            self.show_target()
+        self._update_undo_buttons()
+
+    def _update_undo_buttons(self) -> None:
+        drawing = self.dataset.currentText() == DRAW
+        self.undo_button.setEnabled(drawing and bool(self._undo))
+        self.redo_button.setEnabled(drawing and bool(self._redo))
+
+    def strokes_state(self) -> list[list[list[float]]]:
+        """The drawing as plain lists (for the saved settings), at full precision: the samples
+        drawn from a restored drawing are then exactly the ones before."""
+        return [s.tolist() for s in self._strokes[-MAX_SAVED_STROKES:]]
+
+    def restore_strokes(self, value: Any) -> None:
+        """Strokes from saved settings; anything malformed is skipped, never fatal."""
+        strokes: list[np.ndarray] = []
+        if isinstance(value, list):
+            for item in value[:MAX_SAVED_STROKES]:
+                try:
+                    arr = np.asarray(item, dtype=np.float64)
+                except (TypeError, ValueError):
+                    continue
+                if arr.ndim == 2 and arr.shape[1] == 2 and len(arr) and np.isfinite(arr).all():
+                    strokes.append(arr)
+        self._strokes = strokes
+        self._undo.clear()
+        self._redo.clear()
 
     def import_points(self, path: str | Path) -> bool:
         """Use a point file as the target. On a bad file: banner message, old points kept."""
@@ -248,6 +311,7 @@ class LabDataMixin:
         self.brush.setChecked(False)
         self.brush.setEnabled(False)
         self.clear_button.setEnabled(False)
+        self._update_undo_buttons()
 
     def export_samples(self, path: str | Path) -> bool:
         """Save the particles on screen; errors go to the banner, never a crash."""

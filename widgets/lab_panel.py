@@ -30,7 +30,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engines import lab_views as lv
 from engines import toy_data
@@ -137,6 +137,8 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
         self._extent: tuple[float, float, float, float] = CANVAS
         self._density: np.ndarray | None = None  # image-oriented target density
         self._strokes: list[np.ndarray] = []
+        self._undo: list[list[np.ndarray]] = []  # drawing states before each change
+        self._redo: list[list[np.ndarray]] = []
         self._source = "8gaussians"  # what the current data came from, for messages
         self._combo_index = 0  # last data set actually loaded (reverted to on a failed import)
         # Learned models: training runs in ``self.runner``; sampling and flow-layer views in a
@@ -280,9 +282,25 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
         self.clear_button = QtWidgets.QPushButton("Clear")
         self.clear_button.setToolTip("Erase the drawing")
         self.clear_button.clicked.connect(self.clear_drawing)
+        self.undo_button = QtWidgets.QPushButton("↶")
+        self.undo_button.setToolTip("Undo the last stroke or Clear (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.undo_stroke)
+        self.redo_button = QtWidgets.QPushButton("↷")
+        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
+        self.redo_button.clicked.connect(self.redo_stroke)
+        for button in (self.undo_button, self.redo_button):
+            button.setMaximumWidth(36)
+            button.setEnabled(False)
+        for keys, slot in ((QtGui.QKeySequence.StandardKey.Undo, self.undo_stroke),
+                           (QtGui.QKeySequence.StandardKey.Redo, self.redo_stroke)):
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.brush)
         row.addWidget(self.clear_button)
+        row.addWidget(self.undo_button)
+        row.addWidget(self.redo_button)
         form.addRow(row)
 
         self.export_button = QtWidgets.QPushButton("Export samples…")
@@ -946,6 +964,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
             "t_sampling": str(self.ctl.t_sampling.currentData()),
             "latent": self.ctl.latent.value(),
             "prediction": str(self.ctl.prediction.currentData()),
+            "strokes": self.strokes_state(),
             "lr_g": self.ctl.lr_g.value(),
             "lr_d": self.ctl.lr_d.value(),
             "n_critic": self.ctl.n_critic.value(),
@@ -963,6 +982,8 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
             ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
             return value if ok else None
 
+        if "strokes" in state:
+            self.restore_strokes(state["strokes"])
         widgets: list[QtWidgets.QWidget] = [self.dataset, self.process, self.particles, self.seed]
         previous = [w.blockSignals(True) for w in widgets]
         if get("dataset", str) in (*toy_data.DATASETS, DRAW):

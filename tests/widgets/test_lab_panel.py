@@ -113,8 +113,23 @@ def test_brush_stroke_puts_samples_on_the_stroke(make_lab, qtbot):
     assert len(pts) == panel.particles.value()
     assert np.mean(np.abs(pts[:, 1] - 1.0) < 0.6) > 0.95
     assert pts[:, 0].min() > -2.7 and pts[:, 0].max() < 2.7 and np.ptp(pts[:, 0]) > 3.0
+    drawn = pts.copy()
     panel.clear_button.click()
     assert len(panel.data_points) == 0 and len(panel.cloud.points()) == 0
+    panel.activateWindow()
+    qtbot.waitUntil(panel.isActiveWindow, timeout=2000)
+    panel.plot.setFocus()
+    qtbot.keyClick(panel.plot, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_allclose(panel.data_points, drawn)  # Clear undone: the drawing is back
+    panel.undo_button.click()  # before the stroke: nothing
+    assert len(panel.data_points) == 0 and not panel.undo_button.isEnabled()
+    panel.redo_button.click()
+    np.testing.assert_allclose(panel.data_points, drawn)
+    state = panel.save_state()  # the drawing survives a restart
+    other = make_lab()
+    other.restore_state(state)
+    assert other.dataset.currentText() == DRAW
+    np.testing.assert_allclose(other.data_points, drawn)
 
 
 def test_import_points_and_bad_file_keeps_old(make_lab, tmp_path: Path):
@@ -157,3 +172,12 @@ def test_state_round_trip(make_lab):
     assert other.save_state() == state
     assert len(other.data_points) == 1500 and other.mixture is not None
     other.restore_state({"dataset": 3, "particles": "many", "field": "yes"})  # ignored, no crash
+
+
+def test_bad_saved_drawing_is_skipped(make_lab):
+    panel = make_lab()
+    good = [[-1.0, 0.0], [1.0, 0.0]]
+    panel.restore_state({"dataset": DRAW, "strokes": ["x", [[1.0]], [[0.0, float("nan")]], good, 7]})
+    assert panel.dataset.currentText() == DRAW
+    assert len(panel._strokes) == 1 and len(panel.data_points) == panel.particles.value()
+    assert np.mean(np.abs(panel.data_points[:, 1]) < 0.6) > 0.95  # samples on the one good stroke
