@@ -27,6 +27,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl+E", "Export the current view as PNG/SVG"),
     ("Ctrl+Shift+E", "Export the recent animation as GIF"),
     ("Ctrl+1 / 2 / 3", "Switch to 2D Lab / Image / Random Walk"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo a stroke (Lab drawing; Image canvas when focused)"),
     ("Ctrl+Q", "Quit"),
 )
 
