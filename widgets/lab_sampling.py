@@ -188,9 +188,11 @@ class LabSamplingMixin:
     def _on_classifier_snapshot(self, snap: Any) -> None:
         if self._classifier_pending != self._classifier_key():
             return  # the data changed under it: a stale classifier
+        best = (f" (best possible {100 * snap.bayes_accuracy:.0f}%)"
+                if snap.bayes_accuracy is not None else "")
         self.ctl.classifier_info.setText(
             f"classifier: step {snap.step}/{snap.total_steps} · accuracy on noised points "
-            f"{100 * snap.accuracy:.0f}%")
+            f"{100 * snap.accuracy:.0f}%{best}")
         if snap.done and snap.state is not None:
             self._classifier = (self._classifier_pending, (snap.config, snap.state))
             self._update_guidance_controls()

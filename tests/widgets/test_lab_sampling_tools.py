@@ -102,7 +102,7 @@ def test_learned_classifier_trains_in_a_worker(make_lab, qtbot):
     c.train_classifier.click()
     assert not c.train_classifier.isEnabled()
     qtbot.waitUntil(lambda: panel._current_classifier() is not None, timeout=60000)
-    assert "accuracy" in c.classifier_info.text()
+    assert "accuracy" in c.classifier_info.text() and "best possible" in c.classifier_info.text()
     panel.seed.setValue(5)  # other data: that classifier no longer applies
     assert panel._current_classifier() is None
 
