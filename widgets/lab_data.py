@@ -169,6 +169,13 @@ class LabDataMixin:
         return (f"Your drawing ({len(self._strokes)} strokes). With Brush on, drag with the left "
                 "mouse button to paint density; Clear starts over.")
 
+    def _note_stale_model(self) -> None:
+        """The drawing changed under a trained model: say so (it keeps what it learned)."""
+        if getattr(self, "has_model", False):
+            self.source_label.setText(
+                f"<small>{self._source} <b>The current model learned the earlier drawing: R "
+                "resets it, then Train fits this one.</b></small>")
+
     def _drawn_density(self) -> np.ndarray:
         return toy_data.density_from_strokes(self._strokes, CANVAS, 128, BRUSH_SIGMA)
 
@@ -193,6 +200,7 @@ class LabDataMixin:
         self._data_from_density(self._drawn_density(), self._drawing_source())
         self._refresh_text()
         self.show_target()
+        self._note_stale_model()
 
     def clear_drawing(self) -> None:
         """Erase the drawing (undoable: Ctrl+Z brings it back)."""
@@ -227,6 +235,7 @@ class LabDataMixin:
             self._data_from_density(self._drawn_density(), self._drawing_source())
             self._refresh_text()
             self.show_target()
+            self._note_stale_model()
         self._update_undo_buttons()
 
     def _update_undo_buttons(self) -> None:

@@ -186,6 +186,8 @@ def test_learned_models_on_a_drawing(make_lab, qtbot):
     panel.play_pause()
     qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabSampleSnapshot), timeout=15000)
     assert len(panel._train.quality) >= 1 and not panel.banner.text
+    panel.add_stroke(np.array([[-2.0, -1.0], [2.0, -1.0]]))  # the drawing moves on: said so
+    assert "learned the earlier drawing" in panel.source_label.text()
     panel.reset()  # R: the model and its curves are gone, Play trains afresh
     assert panel._train is None and panel.curves.n_loss_points == 0
     assert panel.play_button.text() == "▶ Train" and len(panel.cloud.points()) == 0
