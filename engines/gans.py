@@ -88,6 +88,18 @@ class _LeakyReLU(nn.LeakyReLU):
         super().__init__(0.2)
 
 
+def gan_state_numpy(gan: GAN) -> dict[str, np.ndarray]:
+    """A numpy copy of every weight (G and D): what snapshots carry and model files hold."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in gan.state_dict().items()}
+
+
+def gan_from_state(config: dict, state: dict[str, np.ndarray]) -> GAN:
+    """Rebuild a GAN from its ``config`` and :func:`gan_state_numpy` output."""
+    gan = GAN(**config)
+    gan.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    return gan
+
+
 class GAN(nn.Module):
     """A generator ``G: R^latent_dim -> R^2`` and a discriminator/critic ``D: R^2 -> R``.
 
@@ -108,6 +120,8 @@ class GAN(nn.Module):
         super().__init__()
         self.latent_dim = int(latent_dim)
         self.dim = int(dim)
+        self.config = {"latent_dim": self.latent_dim, "hidden": int(hidden), "depth": int(depth),
+                       "d_hidden": d_hidden, "d_depth": d_depth, "dim": self.dim}
         self.G = _mlp(self.latent_dim, dim, hidden, depth, nn.ReLU)
         self.D_net = _mlp(dim, 1, d_hidden or hidden, d_depth or depth, _LeakyReLU)
 
@@ -416,6 +430,8 @@ class GanSnapshot:
     manifold: np.ndarray | None = None  # (rows, n, 2)
     coverage: ModeCoverage | None = None
     extent: tuple[tuple[float, float], tuple[float, float]] | None = None
+    config: dict | None = None  # GAN(**config) rebuilds the architecture
+    state: dict[str, np.ndarray] | None = None  # numpy copy of G and D (visual frames only)
 
 
 def gan_train_job(
@@ -499,4 +515,6 @@ def gan_train_job(
             manifold=manifold,
             coverage=cov,
             extent=extent,
+            config=dict(gan.config),
+            state=gan_state_numpy(gan) if visual else None,
         )

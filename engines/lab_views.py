@@ -540,6 +540,8 @@ def lab_train_job(
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     init: tuple[dict, dict] | None = None,
     reflow_round: int = 0,
+    resume: tuple[dict, dict] | None = None,
+    step_offset: int = 0,
 ) -> Iterator[LabTrainSnapshot]:
     """Train ``model`` on ``data`` (a toy data set name, or a user's (n, 2) point set).
 
@@ -559,10 +561,21 @@ def lab_train_job(
     :func:`engines.flow_matching.fm_train_job`, whose previews' path straightness lands in
     ``straightness``. ``pairs``/``init``/``reflow_round`` are :func:`reflow_job`'s: fixed
     training pairs, ``(config, state)`` to warm-start from, and the round to report.
+
+    ``resume=(config, state)`` continues training exactly that model (a loaded file, see
+    :mod:`engines.lab_models`): architecture from ``config``, weights from ``state``, fresh
+    optimizer; ``step_offset`` is added to the reported steps so curves carry on.
     """
     from engines.metrics import sliced_wasserstein
 
     fam = family(model)
+    model_obj = None
+    if resume is not None:
+        from engines.lab_models import rebuild
+
+        model_obj = rebuild(fam, *resume)
+        if device is not None:
+            model_obj = model_obj.to(torch.device(device))
     w_def, d_def = ARCH_DEFAULTS.get(fam, (64, 2))
     width = int(width or w_def)
     depth = int(depth or d_def)
@@ -578,7 +591,8 @@ def lab_train_job(
     if fam == "diffusion":
         from engines.diffusion import diffusion_train_job
 
-        inner = diffusion_train_job(params, data, width=width, depth=depth, conditional=conditional,
+        inner = diffusion_train_job(params, data, net=model_obj, width=width, depth=depth,
+                                    conditional=conditional,
                                     schedule=vp_schedule(schedule), prediction=prediction,  # type: ignore[arg-type]
                                     preview_every=100, preview_n=quality_n, seed=seed, device=dev,
                                     max_steps=max_steps)
@@ -587,19 +601,20 @@ def lab_train_job(
 
         inner = fm_train_job(params, data, width=width, depth=depth, conditional=conditional,
                              source=source, coupling=coupling, t_sampling=t_sampling,
-                             pairs=pairs, net=None if init is None else _warm_start_net(*init),
+                             pairs=pairs,
+                             net=model_obj if init is None else _warm_start_net(*init),
                              preview_every=100, preview_n=quality_n, seed=seed, device=dev,
                              max_steps=max_steps)
     elif fam == "flow":
         from engines.flows import flow_train_job
 
-        inner = flow_train_job(params, dataset=data, kind=model, n_layers=FLOW_LAYERS,  # type: ignore[arg-type]
+        inner = flow_train_job(params, model_obj, dataset=data, kind=model, n_layers=FLOW_LAYERS,  # type: ignore[arg-type]
                                hidden=width, depth=depth, seed=seed, extent=_extent_pairs(extent),
                                n_vis_samples=quality_n, device=dev, max_steps=max_steps)
     elif fam == "gan":
         from engines.gans import gan_train_job
 
-        inner = gan_train_job(_GanParams(params, model), dataset=data,  # type: ignore[arg-type]
+        inner = gan_train_job(_GanParams(params, model), model_obj, dataset=data,  # type: ignore[arg-type]
                               latent_dim=int(latent_dim), hidden=width, depth=depth, seed=seed,
                               extent=_extent_pairs(extent),
                               n_vis_samples=quality_n, device=dev, max_steps=max_steps)
@@ -608,10 +623,12 @@ def lab_train_job(
     p = params.get()
     # sticky: the engines send views every few chunks, frames show the latest
     extras: dict = {"schedule": str(schedule), "reflow_round": int(reflow_round)}
+    off = int(step_offset)
     for snap in inner:
         new_samples: np.ndarray | None
+        step = off + int(snap.step)
         if fam in ("diffusion", "rf"):
-            loss.add(snap.step, snap.loss)
+            loss.add(step, snap.loss)
             new_samples = snap.preview
             if "straightness" in snap.extra:
                 extras["straightness"] = float(snap.extra["straightness"])
@@ -619,7 +636,7 @@ def lab_train_job(
                 state, config = snap.state, snap.config
             lr, batch, rate = snap.lr, snap.batch_size, snap.steps_per_s
         elif fam == "flow":
-            loss.add(snap.step, snap.nll)
+            loss.add(step, snap.nll)
             floor = snap.entropy
             new_samples = snap.samples
             if snap.state is not None:
@@ -628,9 +645,11 @@ def lab_train_job(
                 extras.update(heatmap=snap.density, extent=tuple(v for pair in snap.extent for v in pair))
             lr, batch, rate = snap.lr, snap.batch_size, snap.steps_per_s
         else:
-            loss.add(snap.step, snap.loss_g)
-            loss_d.add(snap.step, snap.loss_d)
+            loss.add(step, snap.loss_g)
+            loss_d.add(step, snap.loss_d)
             new_samples = snap.samples
+            if snap.state is not None:
+                state, config = snap.state, snap.config
             if snap.heatmap is not None:
                 extras.update(heatmap=snap.heatmap, extent=tuple(v for pair in snap.extent for v in pair),
                               push_points=snap.push_points, push=snap.push, manifold=snap.manifold)
@@ -639,19 +658,19 @@ def lab_train_job(
                               high_quality=snap.coverage.high_quality)
             p = _GanParams(params, model).get()  # the generator's lr is the one shown
             lr, batch, rate = float(p["lr_g"]), int(p.get("batch_size", 256)), snap.steps_per_s
-        _check_finite(fam, snap.step, loss.y[-1], loss_d.y[-1] if fam == "gan" else 0.0, lr)
+        _check_finite(fam, step, loss.y[-1], loss_d.y[-1] if fam == "gan" else 0.0, lr)
         fresh = new_samples is not None
         if new_samples is not None:
             samples = np.asarray(new_samples, np.float32)
             now = time.perf_counter()
             finite = samples[np.isfinite(samples).all(axis=1)]
             if now - last_quality >= quality_every_s and len(finite) and len(tgt):
-                quality.add(snap.step, sliced_wasserstein(finite[:quality_n], tgt, n_projections=100))
+                quality.add(step, sliced_wasserstein(finite[:quality_n], tgt, n_projections=100))
                 last_quality = now
         ls, lv_ = loss.arrays()
         qs, qv = quality.arrays()
         yield LabTrainSnapshot(
-            model=model, step=int(snap.step), loss_steps=ls, loss=lv_,
+            model=model, step=step, loss_steps=ls, loss=lv_,
             loss_d=loss_d.arrays()[1] if fam == "gan" else None, floor=floor,
             quality_steps=qs, quality=qv, samples=samples, fresh=fresh, lr=float(lr),
             batch_size=int(batch), steps_per_s=float(rate), config=config, state=state, **extras,

@@ -119,6 +119,16 @@ class LearnedControls(QtWidgets.QWidget):
                                     "classifier-free guidance can be used when sampling "
                                     "(toy data sets only; architecture: restarts training)")
         f.addRow(self.conditional)
+        self.save_model = QtWidgets.QPushButton("Save model…")
+        self.save_model.setToolTip("Save the trained model (weights and architecture) as a "
+                                   ".safetensors file")
+        self.load_model = QtWidgets.QPushButton("Load model…")
+        self.load_model.setToolTip("Load a saved Lab model: sample it at once, and Train "
+                                   "carries on from its weights")
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.save_model)
+        row.addWidget(self.load_model)
+        f.addRow(row)
         self.rate = QtWidgets.QLabel("–")
         self.rate.setToolTip("Training step, steps per second, learning rate and batch the job used last")
         self.rate.setWordWrap(True)

@@ -313,6 +313,78 @@ class LabDataMixin:
         self.show_target()
         return True
 
+    # ------------------------------------------------------------------ model files
+    def save_model(self, path: str | Path) -> Path | None:
+        """Save the trained model; problems go to the banner, never a crash."""
+        from engines.fileio import ExportError
+        from engines.lab_models import save_lab_model
+
+        s = self._train
+        if s is None or s.state is None or s.config is None:
+            self.show_error("Nothing to save yet: train a model first (its weights appear after "
+                            "the first preview).")
+            return None
+        setup = self._arch_now()
+        name = self.dataset.currentText()
+        meta = {"schedule": s.schedule, "reflow_round": s.reflow_round, "lr": s.lr,
+                "batch_size": s.batch_size, "straightness": s.straightness,
+                "source": setup.source, "coupling": setup.coupling,
+                "t_sampling": setup.t_sampling,
+                "data": name if name in toy_data.DATASETS else "user points"}
+        try:
+            return save_lab_model(path, model=s.model, config=s.config, state=s.state,
+                                  step=s.step, **meta)
+        except (ExportError, ValueError) as exc:
+            self.show_error(f"Could not save the model: {exc}")
+            return None
+
+    def load_model(self, path: str | Path) -> bool:
+        """Load a model file: shown at once (sampled), and Train continues from it."""
+        from engines.lab_models import LabModelError, load_lab_model, loaded_snapshot
+
+        try:
+            f = load_lab_model(path)
+        except LabModelError as exc:
+            self.show_error(f"Could not load the model: {exc}")
+            return False
+        self.runner.cancel(wait=False)
+        self.banner.hide()
+        index = list(lv.MODELS).index(f.model)
+        if self.model.currentIndex() != index:
+            self.model.setCurrentIndex(index)  # sets the family's controls and defaults
+        else:
+            self._clear_training()
+        c, cfg, meta = self.ctl, f.config, f.meta
+        arch: dict[str, Any] = {"width": cfg.get("width", cfg.get("hidden")),
+                                "depth": cfg.get("depth"),
+                                "schedule": meta.get("schedule"), "source": meta.get("source"),
+                                "coupling": meta.get("coupling"), "t_sampling": meta.get("t_sampling"),
+                                "latent": cfg.get("latent_dim"), "prediction": cfg.get("prediction")}
+        if f.family in ("diffusion", "rf"):
+            arch["conditional"] = bool(cfg.get("n_classes"))
+        self._set_arch_silently(arch)
+        self._arch = self._arch_now()
+        snap = loaded_snapshot(f, extent=self._extent, n=min(self.particles.value(), 4000),
+                               seed=self.seed.value(), mixture=self._gmm)
+        self._resume = (f.config, f.state, f.step)
+        self.history.clear()
+        self.latest = snap
+        self._draw_training(snap)
+        c.rate.setText(f"loaded {Path(path).name}: step {f.step:,}. Train carries on from it.")
+        return True
+
+    def _save_model_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Save Lab model", f"{self.model_key}.safetensors", "Lab model (*.safetensors)")
+        if path:
+            self.save_model(path)
+
+    def _load_model_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Load Lab model", "", "Lab model (*.safetensors)")
+        if path:
+            self.load_model(path)
+
     def _select_silently(self, name: str) -> None:
         with signals_blocked(self.dataset):
             self.dataset.setCurrentText(name)

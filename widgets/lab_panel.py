@@ -163,6 +163,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
         self._classifier: tuple[tuple, tuple[dict, dict]] | None = None
         self._classifier_pending: tuple | None = None
         self._straightness: dict[int, float] = {}  # reflow round -> straightness of its paths
+        self._resume: tuple[dict, dict, int] | None = None  # a loaded model Train carries on
         self._model = "exact"
         self._arch = Setup(128, 3, False, "linear", "gaussian", "independent", "uniform", 2, "eps")
         self._train: lv.LabTrainSnapshot | None = None  # latest training frame
@@ -337,6 +338,8 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
         c.train_classifier.clicked.connect(self.request_classifier)
         c.error_button.clicked.connect(self.request_error_curve)
         c.reflow.clicked.connect(self.start_reflow)
+        c.save_model.clicked.connect(self._save_model_dialog)
+        c.load_model.clicked.connect(self._load_model_dialog)
         c.one_step.clicked.connect(self.one_step_samples)
         for slider in (c.nfe, c.eta, c.guidance, c.layer, c.temperature):
             slider.valueChanged.connect(self._on_view_control)
@@ -735,6 +738,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
     def _clear_training(self) -> None:
         """Forget the trained model and everything drawn from it."""
         self._train = None
+        self._resume = None
         self._view = None
         self._target = None
         self._arch = self._arch_now()
@@ -771,6 +775,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
         if not self._named_data() and not len(self._data):
             self.show_error("Nothing to train on yet: draw or load some data first.")
             return None
+        resume = self._resume
         self._clear_training()
         data: str | np.ndarray = self.dataset.currentText() if self._named_data() else self._data
         setup = self._arch_now()
@@ -786,6 +791,8 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
             extra.update(source=setup.source, coupling=setup.coupling, t_sampling=setup.t_sampling)
         elif fam == "gan":
             extra["latent_dim"] = setup.latent
+        if resume is not None:  # a loaded model: train on from its weights and step
+            extra.update(resume=(resume[0], resume[1]), step_offset=resume[2])
         return lv.lab_train_job(
             self.model_key, self.train_params, data=data, target=self._target_sample(),
             width=setup.width, depth=setup.depth,

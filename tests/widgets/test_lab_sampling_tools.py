@@ -243,3 +243,34 @@ def test_diverging_training_says_what_to_do(make_lab, qtbot):
     assert "Training diverged" in panel.banner.text and "learning rate" in panel.banner.text
     assert panel.runner.state == JobState.FAILED and panel.play_button.text() == "▶ Train"
     assert np.isfinite(panel.cloud.points()).all()
+
+
+def test_save_and_load_a_model(make_lab, qtbot, tmp_path):
+    panel = make_lab()
+    choose(panel, "rf")
+    panel.ctl.width.setValue(32)
+    pick(panel.ctl.coupling, "ot")
+    panel.play_pause()
+    qtbot.waitUntil(lambda: panel._train is not None and panel._train.step >= 200
+                    and isinstance(panel._view, lv.LabSampleSnapshot), timeout=20000)
+    panel.play_pause()
+    qtbot.waitUntil(lambda: not panel.sample_runner.is_active, timeout=5000)
+    panel.request_view()
+    qtbot.waitUntil(lambda: not panel.sample_runner.is_active, timeout=5000)
+    before, step = panel.cloud.points().copy(), panel._train.step
+    path = panel.save_model(tmp_path / "my flow")
+    assert path is not None and path.name == "my flow.safetensors" and path.stat().st_size > 0
+
+    other = make_lab()  # a fresh window: the exact model, other defaults
+    assert other.model_key == "exact"
+    (tmp_path / "junk.safetensors").write_bytes(b"junk" * 100)
+    assert not other.load_model(tmp_path / "junk.safetensors")
+    assert "Could not load the model" in other.banner.text and other.model_key == "exact"
+    assert other.load_model(path)
+    assert other.model_key == "rf" and other.ctl.width.value() == 32
+    assert other.ctl.coupling.currentData() == "ot" and not other.banner.text
+    qtbot.waitUntil(lambda: isinstance(other._view, lv.LabSampleSnapshot), timeout=10000)
+    np.testing.assert_allclose(other.cloud.points(), before, atol=1e-5)  # same model, same noise
+    other.play_pause()  # Train carries on from the loaded weights and step
+    qtbot.waitUntil(lambda: other._train is not None and other._train.loss.size > 0, timeout=10000)
+    assert other._train.step > step and other._train.loss_steps[0] > step
