@@ -46,6 +46,7 @@ import torch
 
 from engines import toy_data
 from engines.metrics import sliced_wasserstein
+from engines.nets import state_to_numpy
 
 __all__ = [
     "DIFFUSION_SAMPLERS",
@@ -147,6 +148,9 @@ class LabResult:
     data: np.ndarray
     x_init: np.ndarray
     trajectory: np.ndarray | None = None
+    #: the trained network as ``(config, state)`` for :func:`engines.lab_models.save_lab_model`
+    #: (``None`` for the oracle), so a headless run can be opened in the app
+    trained: tuple[dict, dict] | None = None
 
 
 # ====================================================================== validation
@@ -297,6 +301,13 @@ def noise_digest(x: np.ndarray | torch.Tensor) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
+_TRAINED = "__trained__"  # where the _run_* functions leave (config, state); popped by run_lab
+
+
+def _keep(rep: dict[str, Any], config: dict, state: dict) -> None:
+    rep[_TRAINED] = (dict(config), state)
+
+
 def _tail_mean(losses: np.ndarray) -> float | None:
     if losses.size == 0:
         return None
@@ -363,6 +374,7 @@ def _run_diffusion(cfg: LabConfig, x_init: torch.Tensor, labels: torch.Tensor | 
         rep["train_seconds"] = time.perf_counter() - t0
         rep["loss"] = _tail_mean(losses)
         model = net_eps_model(net, sched)
+        _keep(rep, net.config(), state_to_numpy(net))
     if cfg.guidance is not None:
         model = samplers.cfg_model(model, cfg.guidance)
     gen = torch.Generator().manual_seed(int(cfg.seed) + 1)  # per-step noise of ddpm/ddim/sde
@@ -433,6 +445,8 @@ def _run_rf(cfg: LabConfig, x_init: torch.Tensor, labels: torch.Tensor | None,
             rep["loss"] = loss_hist[-1]
             rep["loss_by_round"] = loss_hist
             rep["straightness_by_round"] = [_finite(s) for s in s_hist]
+    if not cfg.oracle:
+        _keep(rep, net.config(), state_to_numpy(net))  # after reflow: the last round's net
     if cfg.guidance is not None:
         model = cfg_model(model, cfg.guidance)
     assert cfg.nfe is not None
@@ -480,6 +494,7 @@ def _run_flow(cfg: LabConfig, x_init: torch.Tensor, target: np.ndarray,
     entropy = target_entropy(cfg.data) if cfg.data is not None else None  # points: no known floor
     rep["entropy"] = entropy
     rep["nll_gap"] = None if entropy is None or rep["nll"] is None else rep["nll"] - entropy
+    _keep(rep, dict(flow.config), flow.state_numpy())
     return samples
 
 
@@ -490,7 +505,7 @@ def _run_gan(cfg: LabConfig, x_init: torch.Tensor, rep: dict[str, Any]) -> np.nd
     The latent codes come from the same seeded generator as the shared noise, so with the
     default ``latent_dim`` 2 they *are* ``x_init``; other sizes draw ``(n, latent_dim)`` from
     that generator (still reproducible, no longer comparable with the other models)."""
-    from engines.gans import GAN, GAN_PRESETS, GanTrainer
+    from engines.gans import GAN, GAN_PRESETS, GanTrainer, gan_state_numpy
 
     assert cfg.gan_loss is not None and cfg.lr_g is not None and cfg.lr_d is not None
     assert cfg.n_critic is not None and cfg.latent_dim is not None
@@ -517,6 +532,7 @@ def _run_gan(cfg: LabConfig, x_init: torch.Tensor, rep: dict[str, Any]) -> np.nd
         samples = gan.G(x_init).cpu().numpy()
     rep["sample_seconds"] = time.perf_counter() - t0
     rep["nfe"] = 1
+    _keep(rep, dict(gan.config), gan_state_numpy(gan))
     return samples
 
 
@@ -578,4 +594,5 @@ def run_lab(config: LabConfig, *, return_trajectory: bool = False) -> LabResult:
         rep["modes_covered"] = cov.modes_hit
         rep["n_modes"] = cov.n_modes
         rep["high_quality"] = cov.high_quality
-    return LabResult(rep, samples, target, x_init.cpu().numpy(), traj)
+    trained = rep.pop(_TRAINED, None)
+    return LabResult(rep, samples, target, x_init.cpu().numpy(), traj, trained)

@@ -44,6 +44,7 @@ examples:
   playground lab --model wgan-gp --data 25gaussians --train-steps 2000 --samples-out g.npy
   playground lab --model gan --data 8gaussians --train-steps 1000 --gan-loss minimax --lr-d 4e-3
   playground lab --model realnvp --data-in my_points.csv --train-steps 2000
+  playground lab --model rf --data moons --train-steps 3000 --reflow 1 --model-out rf.safetensors
 
 Exit status: 0 on success, 2 for bad options (one line on stderr), 1 when an output
 file cannot be written.
@@ -106,6 +107,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="write the generated samples, (N, 2) float32")
     p.add_argument("--data-out", type=Path, default=None, metavar="FILE.npy",
                    help="write the N fresh target samples they were scored against")
+    p.add_argument("--model-out", type=Path, default=None, metavar="FILE.safetensors",
+                   help="write the trained model; the Lab's 'Load model…' opens it (sample it, "
+                        "train it further)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
@@ -200,11 +204,13 @@ def run(args: argparse.Namespace) -> int:
                     points=points, data_in=None if args.data_in is None else str(args.data_in),
                     gan_loss=args.gan_loss, lr_g=args.lr_g, lr_d=args.lr_d, n_critic=args.n_critic,
                     latent_dim=args.latent_dim)
-    outputs = [p for p in (args.samples_out, args.data_out) if p is not None]
+    outputs = [p for p in (args.samples_out, args.data_out, args.model_out) if p is not None]
     try:
         resolve(cfg)
     except LabInputError as exc:
         return _fail(str(exc), 2)
+    if args.model_out is not None and args.oracle:
+        return _fail("--model-out needs a trained model; --oracle trains none", 2)
     for path in outputs:
         problem = _check_writable(path)
         if problem:
@@ -228,13 +234,22 @@ def run(args: argparse.Namespace) -> int:
         if args.data_out is not None:
             _save(args.data_out, result.data)
             rep["data_out"] = str(args.data_out)
+        if args.model_out is not None and result.trained is not None:
+            from engines.lab_models import save_lab_model
+
+            written = save_lab_model(
+                args.model_out, model=args.model, config=result.trained[0],
+                state=result.trained[1], step=int(rep.get("train_steps") or 0),
+                schedule="linear", reflow_round=int(args.reflow or 0),
+                straightness=rep.get("straightness"), data=rep.get("data"))
+            rep["model_out"] = str(written)
     except ExportError as exc:
         return _fail(str(exc), 1)
     if args.json:
         print(json.dumps(rep))
         return 0
     _print_text(rep)
-    for key in ("samples_out", "data_out"):
+    for key in ("samples_out", "data_out", "model_out"):
         if key in rep:
             print(f"wrote {rep[key]}")
     return 0
