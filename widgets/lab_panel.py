@@ -564,7 +564,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
             note = MODEL_NOTES[fam]
         self.note.setText(note)
         self.play_button.setEnabled(self._gmm is not None if fam == "exact" else True)
-        self.ctl.exact.setEnabled(self._gmm is not None)
+        self._update_exact_controls()
         self.ctl.conditional.setEnabled(self._named_data())
         self._update_play_text()
         self.show_field.setEnabled(self._gmm is not None)
@@ -656,6 +656,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
     def _on_arch_changed(self) -> None:
         """Width, depth, conditioning (and the schedule, RF source / coupling / t sampling, GAN
         latent size) define the model: ask before discarding a trained one."""
+        self._update_exact_controls()
         new = self._arch_now()
         if new == self._arch:
             return

@@ -56,7 +56,7 @@ class LabSamplingMixin:
 
     def _sampling_kwargs(self) -> dict[str, Any] | None:
         fam, c, s = self.family, self.ctl, self._train
-        exact = c.exact.isChecked() and self._gmm is not None
+        exact = c.exact.isChecked() and self.exact_available
         if fam not in ("diffusion", "rf") or (not exact and (s is None or s.state is None)):
             return None
         kw: dict[str, Any] = dict(
@@ -102,7 +102,7 @@ class LabSamplingMixin:
                               target=self._target_sample(), **kw)
                 if c.compare.isChecked():
                     right = {"sampler": str(c.sampler_b.currentData()),
-                             "exact": c.exact_b.isChecked() and self._gmm is not None}
+                             "exact": c.exact_b.isChecked() and self.exact_available}
                     if right["exact"] or kw["exact"] or kw["state"] is not None:
                         job = lv.compare_job(fam, {}, right, **common)
                 else:
@@ -153,7 +153,7 @@ class LabSamplingMixin:
         c, s = self.ctl, self._train
         kind = str(c.guidance_kind.currentData())
         conditional = bool(s is not None and s.config and s.config.get("n_classes"))
-        exact = c.exact.isChecked() and self._gmm is not None
+        exact = c.exact.isChecked() and self.exact_available
         usable = (conditional or exact) if kind == "cfg" else self.family == "diffusion"
         c.guidance.setEnabled(usable and c.class_label.count() > 1)
         c.class_label.setEnabled(c.guidance.isEnabled())
@@ -236,14 +236,42 @@ class LabSamplingMixin:
             self.family, config=kw["config"], state=kw["state"], gmm=self._gmm,
             exact=kw["exact"], seed=self.seed.value(), **extra))
 
+    @property
+    def exact_available(self) -> bool:
+        """An exact model exists for what is shown: a mixture target, and for rectified flow
+        a N(0, I) source (the oracle velocity is the one from Gaussian noise)."""
+        if self._gmm is None:
+            return False
+        return self.family != "rf" or str(self.ctl.source.currentData()) == "gaussian"
+
+    @property
+    def exact_field_comparable(self) -> bool:
+        """Whether |learned − exact| measures model error: not for an RF trained with OT
+        pairs or after reflow, whose (straighter) field is a different, equally valid one."""
+        if not self.exact_available:
+            return False
+        if self.family != "rf":
+            return True
+        s = self._train
+        return self._arch.coupling == "independent" and (s is None or s.reflow_round == 0)
+
+    def _update_exact_controls(self) -> None:
+        c = self.ctl
+        ok = self.exact_available
+        for box in (c.exact, c.exact_b):
+            box.setEnabled(ok)
+            box.setToolTip(box.toolTip().split("\n")[0] + ("" if ok else
+                           "\nNot here: the exact velocity is for noise from N(0, I) to a mixture"))
+
     def request_field(self) -> None:
         """The learned field at the chosen t (and |learned − exact|), in its own worker."""
         s = self._train
         if self.family not in ("diffusion", "rf") or s is None or s.state is None:
             return
         extra = {"schedule": self.schedule_key} if self.family == "diffusion" else {}
+        gmm = self._gmm if self.exact_field_comparable else None
         self.field_runner.start(lv.field_job(
-            self.family, config=s.config, state=s.state, gmm=self._gmm,
+            self.family, config=s.config, state=s.state, gmm=gmm,
             t=self.ctl.field_t.value() / 100, extent=self._extent, **extra))
 
     def _on_field_snapshot(self, view: lv.FieldView) -> None:
@@ -255,6 +283,13 @@ class LabSamplingMixin:
         if view.diff is not None:
             img, _, hi = lv.heat_levels(view.diff, log=False)
             self.heat_item.setHeat(img, view.extent, (0.0, hi))
+        else:
+            self.heat_item.clearHeat()
+            if self._gmm is not None:  # a mixture, but this field is not the oracle's to match
+                self.ctl.sample_info.setText(
+                    "Arrows: the learned velocity. No |learned − exact| map: the exact field is "
+                    "that of independent pairs from N(0, I); OT pairs, reflow or another source "
+                    "learn a different (straighter) field, not an error.")
 
     def request_nfe_curve(self) -> None:
         """Sliced W2 against NFE for the chosen sampler, in its own worker."""

@@ -133,6 +133,10 @@ def test_reflow_straightens_and_one_step(make_lab, qtbot, monkeypatch):
     panel.play_pause()
     first = panel._train
     assert "1-RF" in c.straightness.text()
+    c.show_field.setChecked(True)  # OT pairs learn another field than the oracle's: no diff map
+    qtbot.waitUntil(lambda: panel.field_item.n_arrows == 21 * 21, timeout=10000)
+    assert not panel.heat_item.has_data and "No |learned − exact|" in c.sample_info.text()
+    c.show_field.setChecked(False)
     c.reflow.click()
     qtbot.waitUntil(lambda: panel._train is not None and panel._train.reflow_round == 1
                     and panel._train.step >= 400 and panel._train.straightness is not None,
@@ -274,3 +278,16 @@ def test_save_and_load_a_model(make_lab, qtbot, tmp_path):
     other.play_pause()  # Train carries on from the loaded weights and step
     qtbot.waitUntil(lambda: other._train is not None and other._train.loss.size > 0, timeout=10000)
     assert other._train.step > step and other._train.loss_steps[0] > step
+
+
+def test_exact_rf_needs_a_gaussian_source(make_lab, monkeypatch):
+    panel = make_lab()
+    choose(panel, "rf")
+    c = panel.ctl
+    assert c.exact.isEnabled()
+    pick(c.source, "moons")  # the oracle velocity is from N(0, I): no exact model to offer
+    assert not c.exact.isEnabled() and not c.exact_b.isEnabled()
+    c.exact.setChecked(True)
+    assert panel._sampling_kwargs() is None  # nothing trained, and no oracle to fall back on
+    pick(c.source, "gaussian")
+    assert c.exact.isEnabled() and panel._sampling_kwargs()["exact"]
