@@ -230,7 +230,8 @@ class LabSamplingMixin:
         if kw is None:
             self.show_error("Train the model first (or tick 'Exact model' on a mixture).")
             return
-        extra = {"schedule": self.schedule_key} if self.family == "diffusion" else {}
+        extra = ({"schedule": self.schedule_key} if self.family == "diffusion"
+                 else {"source": kw["source"]})
         self.curves.set_error({}, {})
         self.curve_runner.start(lv.error_curve_job(
             self.family, config=kw["config"], state=kw["state"], gmm=self._gmm,
