@@ -177,7 +177,9 @@ def test_fast_paths_beat_plain_torch() -> None:
 
     rows = {
         r["name"]: r
-        for r in bench_lab(particles=5000, sample_steps=10, train_steps=80, rounds=2, clock="cpu",
+        # best of 3 rounds of 20 steps: at 10 steps x 2 rounds one CI run measured 0.805
+        # (fixed costs and one unlucky round dominate so short a loop); typical is 0.55-0.65
+        for r in bench_lab(particles=5000, sample_steps=20, train_steps=80, rounds=3, clock="cpu",
                            time_to_target=False)
     }
     assert rows["lab.sample_10k_x100"]["ratio"] < 0.8, rows["lab.sample_10k_x100"]
