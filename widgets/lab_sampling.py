@@ -103,8 +103,11 @@ class LabSamplingMixin:
                 if c.compare.isChecked():
                     right = {"sampler": str(c.sampler_b.currentData()),
                              "exact": c.exact_b.isChecked() and self.exact_available}
-                    if right["exact"] or kw["exact"] or kw["state"] is not None:
+                    if right["exact"] or kw["state"] is not None:  # B can sample too
                         job = lv.compare_job(fam, {}, right, **common)
+                    else:
+                        c.sample_info.setText("<i>Sampler B uses the learned model: train it "
+                                              "first, or tick 'B uses the exact model'.</i>")
                 else:
                     job = lv.sample_job(fam, **common)
             elif kw is not None:

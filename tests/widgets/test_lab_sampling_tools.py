@@ -291,3 +291,16 @@ def test_exact_rf_needs_a_gaussian_source(make_lab, monkeypatch):
     assert panel._sampling_kwargs() is None  # nothing trained, and no oracle to fall back on
     pick(c.source, "gaussian")
     assert c.exact.isEnabled() and panel._sampling_kwargs()["exact"]
+
+
+def test_compare_before_training_asks_for_a_model(make_lab, qtbot):
+    panel = make_lab()
+    choose(panel, "ddpm")
+    c = panel.ctl
+    c.exact.setChecked(True)  # A: the oracle; B: the learned model, which does not exist yet
+    c.compare.setChecked(True)
+    qtbot.wait(100)
+    qtbot.waitUntil(lambda: not panel.sample_runner.is_active, timeout=5000)
+    assert not panel.banner.text and "train it first" in c.sample_info.text()
+    c.exact_b.setChecked(True)
+    qtbot.waitUntil(lambda: isinstance(panel._view, lv.LabComparison), timeout=10000)
