@@ -366,7 +366,7 @@ class LabDataMixin:
         self._arch = self._arch_now()
         snap = loaded_snapshot(f, extent=self._extent, n=min(self.particles.value(), 4000),
                                seed=self.seed.value(), mixture=self._gmm)
-        self._resume = (f.config, f.state, f.step)
+        self._resume = (f.config, f.state, f.step, snap.reflow_round)
         self.history.clear()
         self.latest = snap
         self._draw_training(snap)

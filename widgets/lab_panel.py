@@ -163,7 +163,8 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
         self._classifier: tuple[tuple, tuple[dict, dict]] | None = None
         self._classifier_pending: tuple | None = None
         self._straightness: dict[int, float] = {}  # reflow round -> straightness of its paths
-        self._resume: tuple[dict, dict, int] | None = None  # a loaded model Train carries on
+        # a loaded model Train carries on: (config, state, step, reflow round)
+        self._resume: tuple[dict, dict, int, int] | None = None
         self._model = "exact"
         self._arch = Setup(128, 3, False, "linear", "gaussian", "independent", "uniform", 2, "eps")
         self._train: lv.LabTrainSnapshot | None = None  # latest training frame
@@ -794,6 +795,8 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
             extra["latent_dim"] = setup.latent
         if resume is not None:  # a loaded model: train on from its weights and step
             extra.update(resume=(resume[0], resume[1]), step_offset=resume[2])
+            if fam == "rf":
+                extra["reflow_round"] = resume[3]
         return lv.lab_train_job(
             self.model_key, self.train_params, data=data, target=self._target_sample(),
             width=setup.width, depth=setup.depth,
