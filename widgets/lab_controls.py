@@ -42,6 +42,20 @@ def _combo(items: dict[str, str], tip: str) -> QtWidgets.QComboBox:
     return box
 
 
+def restrict_samplers(combo: QtWidgets.QComboBox, fam: str, fallback: str) -> None:
+    """Rectified flow has only ODE solvers: grey out the diffusion samplers in ``combo`` and,
+    if one of them is chosen, switch to ``fallback`` (silently: the caller re-samples)."""
+    items = combo.model()
+    for i, key in enumerate(lv.SAMPLER_LABELS):
+        item = items.item(i)  # type: ignore[attr-defined]
+        if item is not None:
+            item.setEnabled(fam != "rf" or key in lv.RF_SAMPLERS)
+    if fam == "rf" and combo.currentData() not in lv.RF_SAMPLERS:
+        was = combo.blockSignals(True)
+        combo.setCurrentIndex(list(lv.SAMPLER_LABELS).index(fallback))
+        combo.blockSignals(was)
+
+
 def _with_label(widget: QtWidgets.QWidget, label: QtWidgets.QLabel) -> QtWidgets.QWidget:
     box = QtWidgets.QWidget()
     row = QtWidgets.QHBoxLayout(box)
@@ -335,12 +349,7 @@ class LearnedControls(QtWidgets.QWidget):
         for w in (self.guidance_kind, self.class_label, self.train_classifier, self.classifier_info):
             self.sample_box.layout().setRowVisible(w, fam == "diffusion")
         self.show_compare_rows(self.compare.isChecked())
-        for i, key in enumerate(lv.SAMPLER_LABELS):  # rectified flow: ODE solvers only
-            item = self.sampler_b.model().item(i)  # type: ignore[attr-defined]
-            if item is not None:
-                item.setEnabled(fam != "rf" or key in lv.RF_SAMPLERS)
-        if fam == "rf" and self.sampler_b.currentData() not in lv.RF_SAMPLERS:
-            self.sampler_b.setCurrentIndex(list(lv.SAMPLER_LABELS).index("heun"))
+        restrict_samplers(self.sampler_b, fam, fallback="heun")
 
     def show_compare_rows(self, on: bool) -> None:
         """Sampler B's own controls appear only in compare mode."""

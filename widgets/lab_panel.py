@@ -37,7 +37,7 @@ from engines import toy_data
 from engines.gmm import GaussianMixture
 from engines.jobs import ParamBox
 from engines.lab_views import LabSnapshot
-from widgets.lab_controls import T_STEPS, LearnedControls
+from widgets.lab_controls import T_STEPS, LearnedControls, restrict_samplers
 from widgets.lab_curves import CurvesView
 from widgets.lab_data import CANVAS, DATASET_CHOICES, DRAW, IMAGE, IMPORT, BrushFilter, LabDataMixin
 from widgets.lab_sampling import LabSamplingMixin
@@ -723,15 +723,7 @@ class LabPanel(LabDataMixin, LabSamplingMixin, Panel):
 
     def _restrict_samplers(self, fam: str) -> None:
         """Rectified flow has only ODE solvers: grey out the diffusion samplers for it."""
-        combo = self.ctl.sampler
-        items = combo.model()
-        for i, key in enumerate(lv.SAMPLER_LABELS):
-            item = items.item(i)  # type: ignore[attr-defined]
-            if item is not None:
-                item.setEnabled(fam != "rf" or key in lv.RF_SAMPLERS)
-        if fam == "rf" and combo.currentData() not in lv.RF_SAMPLERS:
-            with signals_blocked(combo):
-                combo.setCurrentIndex(list(lv.SAMPLER_LABELS).index("euler"))
+        restrict_samplers(self.ctl.sampler, fam, fallback="euler")
         self._update_sampler_controls()
 
     def _update_sampler_controls(self) -> None:
